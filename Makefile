@@ -1,0 +1,43 @@
+# Two commands do all the set-up on a fresh machine:
+#   make train   creates .venv when absent, installs the package, trains LeNet (ARGS="..." adds flags)
+#   make test    creates .venv when absent, installs the dev and chainer extras, runs ruff and pytest
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATA_DIR ?= $(if $(MNIST_DATA_DIR),$(MNIST_DATA_DIR),data)
+ARGS ?=
+
+.PHONY: install install-dev train test lint benchmark clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip "setuptools>=77,<81" wheel
+
+# Chainer 7.8.1 is an sdist whose setup.py imports pkg_resources, so it is built without build
+# isolation against the venv's setuptools<81; the project itself builds the same way.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --no-build-isolation -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --no-build-isolation -e ".[dev,chainer]"
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+train: install
+	$(BIN)/python scripts/train.py --data-dir $(DATA_DIR) $(ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+
+test: lint
+	$(BIN)/python -m pytest $(ARGS)
+
+benchmark: install-dev
+	$(BIN)/python scripts/benchmark.py --data-dir $(DATA_DIR) $(ARGS)
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,103 @@
+"""Classifier: the LightningModule counterpart of ``chainer.links.Classifier``.
+
+It wraps any predictor, computes softmax cross-entropy and accuracy, and logs them under Chainer's
+observation names (``main/loss``, ``validation/main/accuracy``, ...), so TensorBoard and the
+Chainer-style extensions see the names a Chainer user knows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mnist_lightning.models import build_predictor
+
+#: Optimizer name -> (torch class, Chainer's default hyper-parameters in torch's terms, Chainer's class).
+OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any], str]] = {
+    "adam": (torch.optim.Adam, {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8}, "Adam"),
+    "sgd": (torch.optim.SGD, {"lr": 0.01}, "SGD"),
+    "momentum_sgd": (torch.optim.SGD, {"lr": 0.01, "momentum": 0.9}, "MomentumSGD"),
+    "adadelta": (torch.optim.Adadelta, {"lr": 1.0, "rho": 0.95, "eps": 1e-6}, "AdaDelta"),
+    "adagrad": (torch.optim.Adagrad, {"lr": 1e-3, "eps": 1e-8}, "AdaGrad"),
+    "rmsprop": (torch.optim.RMSprop, {"lr": 0.01, "alpha": 0.99, "eps": 1e-8}, "RMSprop"),
+    "adamw": (torch.optim.AdamW, {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}, "AdamW"),
+}
+
+
+def make_optimizer(name: str, params: Any, lr: float | None = None) -> torch.optim.Optimizer:
+    """The optimizer called ``name`` with Chainer's defaults; ``lr`` (Chainer's ``lr`` or Adam's ``alpha``) overrides."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}.")
+    cls, defaults, _ = OPTIMIZERS[name]
+    kwargs = dict(defaults)
+    if lr is not None:
+        kwargs["lr"] = lr
+    return cls(params, **kwargs)
+
+
+class Classifier(L.LightningModule):
+    """Softmax cross-entropy classifier around ``predictor`` (a module, or ``'lenet'``/``'mlp'`` by name).
+
+    A predictor given by name is rebuilt from the checkpoint's hyper-parameters alone; a predictor
+    given as a module must be passed again: ``Classifier.load_from_checkpoint(path, predictor=net)``.
+    """
+
+    def __init__(
+        self,
+        predictor: nn.Module | str | None = "lenet",
+        n_units: int = 100,
+        optimizer: str = "adam",
+        lr: float | None = None,
+    ) -> None:
+        super().__init__()
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {optimizer!r}: choose one of {', '.join(OPTIMIZERS)}.")
+        if isinstance(predictor, str):
+            self.save_hyperparameters()
+            predictor = build_predictor(predictor, n_units)
+        elif isinstance(predictor, nn.Module):
+            self.save_hyperparameters(ignore=["predictor"])
+            self.hparams["predictor"] = None
+        else:
+            raise TypeError(
+                "Classifier needs a predictor: a name ('lenet', 'mlp') or an nn.Module; to load a checkpoint "
+                "of a custom predictor use Classifier.load_from_checkpoint(path, predictor=YourNet())."
+            )
+        self.predictor = predictor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.predictor(x)
+
+    def _loss_and_accuracy(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        x, t = batch
+        y = self.predictor(x)
+        loss = F.cross_entropy(y, t)
+        accuracy = (y.detach().argmax(dim=1) == t).float().mean()
+        return loss, accuracy
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, accuracy = self._loss_and_accuracy(batch)
+        self.log("main/loss", loss.detach(), on_step=True, on_epoch=False)
+        self.log("main/accuracy", accuracy, on_step=True, on_epoch=False)
+        return loss
+
+    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], prefix: str) -> torch.Tensor:
+        loss, accuracy = self._loss_and_accuracy(batch)
+        n = batch[1].shape[0]
+        # Epoch means weighted by batch size and summed over ranks: the exact per-sample mean.
+        self.log(f"{prefix}/main/loss", loss, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
+        self.log(f"{prefix}/main/accuracy", accuracy, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._evaluate(batch, "validation")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._evaluate(batch, "test")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return make_optimizer(self.hparams.optimizer, self.parameters(), self.hparams.lr)

@@ -1,0 +1,237 @@
+"""The training command: Chainer's MNIST example flags and Lightning's device flags -> Trainer.fit + test.
+
+This is the only module that knows the models, the data, the Classifier and the extensions together.
+Bad input ends in one sentence on stderr and exit status 2 (``--debug`` shows the traceback instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mnist_lightning.classifier import OPTIMIZERS
+from mnist_lightning.mnist import MNISTDataError
+from mnist_lightning.models import MODELS
+
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+
+
+class UsageError(Exception):
+    """A flag, a path or a snapshot that cannot be used; the message is one sentence for the user."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _limit(text: str) -> int | float:
+    """Lightning's limit_*_batches: an int counts batches, a float in (0, 1] is a fraction."""
+    try:
+        value: int | float = int(text)
+    except ValueError:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a batch count or a fraction, got {text!r}") from None
+        if not 0.0 < value <= 1.0:
+            raise argparse.ArgumentTypeError(f"a fraction must be in (0, 1], got {value}")
+        return value
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive batch count, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``scripts/train.py``."""
+    p = argparse.ArgumentParser(
+        prog="train.py",
+        description="Train LeNet or an MLP on MNIST with Lightning and Chainer-style extensions.",
+    )
+    p.add_argument("--model", "-m", choices=MODELS, default="lenet", help="predictor (default: lenet)")
+    p.add_argument("--batchsize", "-b", type=_positive_int, default=128, help="minibatch size (default: 128)")
+    p.add_argument("--epoch", "-e", type=_positive_int, default=10, help="epochs to train (default: 10)")
+    p.add_argument("--unit", "-u", type=_positive_int, default=100, help="MLP hidden units (default: 100)")
+    p.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="adam", help="optimizer (default: adam)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: Chainer's for the optimizer)")
+    p.add_argument("--out", "-o", default=None, help="output folder (default: lightning_logs/version_N)")
+    p.add_argument("--resume", "-r", default=None, metavar="PATH", help="resume from this snapshot")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split, the shuffle and the weights (default: 0)")
+    p.add_argument(
+        "--data-dir",
+        default=os.environ.get("MNIST_DATA_DIR", "data"),
+        help="folder holding MNIST/raw/ (default: $MNIST_DATA_DIR or data/)",
+    )
+    p.add_argument("--num-workers", type=_non_negative_int, default=0, help="loader workers (torchvision pipeline)")
+    p.add_argument("--accelerator", choices=ACCELERATORS, default="auto", help="cpu, gpu, ... (default: auto)")
+    p.add_argument("--devices", default="auto", help="device count or ids (default: auto)")
+    p.add_argument("--strategy", default="auto", help="auto, ddp, ... (default: auto)")
+    p.add_argument("--precision", default="32-true", help="Lightning precision (default: 32-true)")
+    p.add_argument("--num-nodes", type=_positive_int, default=1, help="nodes (default: 1)")
+    p.add_argument("--fast-dev-run", action="store_true", help="one batch of each loop, no outputs")
+    p.add_argument("--limit-train-batches", type=_limit, default=None, help="batches (or fraction) per epoch")
+    p.add_argument("--limit-val-batches", type=_limit, default=None, help="validation batches (or fraction)")
+    p.add_argument("--deterministic", action="store_true", help="use deterministic algorithms")
+    p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    return p
+
+
+def _check_accelerator(accelerator: str) -> None:
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise UsageError(
+            f"--accelerator {accelerator} was asked for, but PyTorch sees no CUDA GPU on this machine; "
+            "use --accelerator cpu (or auto)."
+        )
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise UsageError("--accelerator mps was asked for, but MPS is not available on this machine.")
+
+
+def _devices(text: str) -> int | str | list[int]:
+    if text == "auto" or text == "-1":
+        return text if text == "auto" else -1
+    if re.fullmatch(r"\d+", text):
+        return int(text)
+    if re.fullmatch(r"\d+(,\d+)*,?", text):
+        return [int(i) for i in text.split(",") if i]
+    raise UsageError(f"--devices must be 'auto', a count or a comma-separated list of ids, got {text!r}.")
+
+
+def read_snapshot_hparams(path: str) -> dict[str, Any]:
+    """The hyper-parameters of the Lightning checkpoint at ``path``, or UsageError saying why it is unusable."""
+    if not os.path.isfile(path):
+        raise UsageError(f"--resume {path}: no such file.")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        raise UsageError(f"--resume {path}: not a Lightning checkpoint (torch.load could not read it).") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise UsageError(f"--resume {path}: not a Lightning checkpoint (it holds no state_dict).")
+    return dict(checkpoint.get("hyper_parameters", {}))
+
+
+def _check_resume(args: argparse.Namespace) -> None:
+    hparams = read_snapshot_hparams(args.resume)
+    model = hparams.get("predictor")
+    if model != args.model:
+        raise UsageError(f"--resume {args.resume} is a snapshot of model {model!r}, not --model {args.model}.")
+    if args.model == "mlp" and hparams.get("n_units") != args.unit:
+        raise UsageError(
+            f"--resume {args.resume} is a snapshot of an MLP with {hparams.get('n_units')} units, not --unit {args.unit}."
+        )
+
+
+def _logger_version(resume: str | None, out: str | None) -> int | str | None:
+    """Resuming a snapshot inside ``lightning_logs/version_N/`` continues that run's TensorBoard folder."""
+    if resume is None or out is not None:
+        return None
+    folder = Path(resume).resolve().parent
+    if folder.parent == Path("lightning_logs").resolve() and folder.name.startswith("version_"):
+        suffix = folder.name[len("version_") :]
+        return int(suffix) if suffix.isdigit() else folder.name
+    return None
+
+
+def _check_out(out: str) -> None:
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder.")
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    if not os.access(existing, os.W_OK):
+        raise UsageError(f"--out {out} is not writable.")
+
+
+def run(args: argparse.Namespace) -> None:
+    """Train, validate every epoch, then test; prints the settings first and the test accuracy last."""
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from mnist_lightning.classifier import Classifier
+    from mnist_lightning.data import MNISTDataModule
+
+    _check_accelerator(args.accelerator)
+    devices = _devices(args.devices)
+    if args.out is not None:
+        _check_out(args.out)
+    if args.resume is not None:
+        _check_resume(args)
+
+    L.seed_everything(args.seed, workers=True, verbose=False)
+    datamodule = MNISTDataModule(args.data_dir, batch_size=args.batchsize, seed=args.seed, num_workers=args.num_workers)
+    # Fail before any folder is made when the data is absent and cannot be downloaded.
+    datamodule.prepare_data()
+    model = Classifier(args.model, n_units=args.unit, optimizer=args.optimizer, lr=args.lr)
+
+    logger = TensorBoardLogger(".", name="lightning_logs", version=_logger_version(args.resume, args.out))
+    checkpoint = ModelCheckpoint(
+        dirpath=args.out, filename="snapshot_iter_{step}", save_top_k=-1, every_n_epochs=1, auto_insert_metric_name=False
+    )
+    trainer = L.Trainer(
+        max_epochs=args.epoch,
+        accelerator=args.accelerator,
+        devices=devices,
+        strategy=args.strategy,
+        num_nodes=args.num_nodes,
+        precision=args.precision,
+        fast_dev_run=args.fast_dev_run,
+        limit_train_batches=args.limit_train_batches,
+        limit_val_batches=args.limit_val_batches,
+        deterministic=args.deterministic or None,
+        logger=logger,
+        callbacks=[checkpoint],
+        num_sanity_val_steps=0,
+        enable_model_summary=False,
+        log_every_n_steps=50,
+    )
+    out = args.out or trainer.log_dir or "result"
+    if checkpoint.dirpath is None:
+        checkpoint.dirpath = out
+    if trainer.is_global_zero:
+        print(f"Device: {trainer.strategy.root_device} (accelerator {args.accelerator})")
+        print(f"# Model: {args.model}")
+        if args.model == "mlp":
+            print(f"# unit: {args.unit}")
+        print(f"# Minibatch-size: {args.batchsize}")
+        print(f"# epoch: {args.epoch}")
+        print(f"# out: {out}")
+        print("", flush=True)
+
+    trainer.fit(model, datamodule=datamodule, ckpt_path=args.resume)
+    results = trainer.test(model, datamodule=datamodule, verbose=False)
+    if trainer.is_global_zero and results:
+        print(f"test/main/loss: {results[0]['test/main/loss']:.4f}")
+        print(f"test/main/accuracy: {results[0]['test/main/accuracy']:.4f}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``scripts/train.py``: returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except (UsageError, MNISTDataError) as error:
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
