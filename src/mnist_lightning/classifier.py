@@ -29,7 +29,7 @@ OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any], str]] =
 
 
 def make_optimizer(name: str, params: Any, lr: float | None = None) -> torch.optim.Optimizer:
-    """The optimizer called ``name`` with Chainer's defaults; ``lr`` (Chainer's ``lr`` or Adam's ``alpha``) overrides."""
+    """The optimizer called ``name`` with Chainer's defaults; ``lr`` (Chainer's lr, Adam's alpha) overrides."""
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}.")
     cls, defaults, _ = OPTIMIZERS[name]

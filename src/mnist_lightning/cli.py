@@ -10,14 +10,22 @@ import argparse
 import os
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from mnist_lightning.classifier import OPTIMIZERS
 from mnist_lightning.mnist import MNISTDataError
 from mnist_lightning.models import MODELS
+
+if TYPE_CHECKING:
+    from lightning import Trainer
+    from lightning.pytorch.callbacks import Callback
+
+    from mnist_lightning.classifier import Classifier
+    from mnist_lightning.data import MNISTDataModule
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 
@@ -49,12 +57,10 @@ def _non_negative_int(text: str) -> int:
 def _limit(text: str) -> int | float:
     """Lightning's limit_*_batches: an int counts batches, a float in (0, 1] is a fraction."""
     try:
-        value: int | float = int(text)
+        value: int | float = float(text) if "." in text or "e" in text.lower() else int(text)
     except ValueError:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a batch count or a fraction, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a batch count or a fraction, got {text!r}") from None
+    if isinstance(value, float):
         if not 0.0 < value <= 1.0:
             raise argparse.ArgumentTypeError(f"a fraction must be in (0, 1], got {value}")
         return value
@@ -137,7 +143,8 @@ def _check_resume(args: argparse.Namespace) -> None:
         raise UsageError(f"--resume {args.resume} is a snapshot of model {model!r}, not --model {args.model}.")
     if args.model == "mlp" and hparams.get("n_units") != args.unit:
         raise UsageError(
-            f"--resume {args.resume} is a snapshot of an MLP with {hparams.get('n_units')} units, not --unit {args.unit}."
+            f"--resume {args.resume} is a snapshot of an MLP with {hparams.get('n_units')} units, "
+            f"not --unit {args.unit}."
         )
 
 
@@ -161,8 +168,13 @@ def _check_out(out: str) -> None:
         raise UsageError(f"--out {out} is not writable.")
 
 
-def run(args: argparse.Namespace) -> None:
-    """Train, validate every epoch, then test; prints the settings first and the test accuracy last."""
+def build(
+    args: argparse.Namespace, extra_callbacks: Sequence[Callback] = ()
+) -> tuple[Trainer, Classifier, MNISTDataModule, str]:
+    """Check the arguments and build (trainer, model, datamodule, output folder) without training.
+
+    ``extra_callbacks`` are appended to the Trainer's callbacks (the benchmark adds its epoch timer).
+    """
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
@@ -185,7 +197,11 @@ def run(args: argparse.Namespace) -> None:
 
     logger = TensorBoardLogger(".", name="lightning_logs", version=_logger_version(args.resume, args.out))
     checkpoint = ModelCheckpoint(
-        dirpath=args.out, filename="snapshot_iter_{step}", save_top_k=-1, every_n_epochs=1, auto_insert_metric_name=False
+        dirpath=args.out,
+        filename="snapshot_iter_{step}",
+        save_top_k=-1,
+        every_n_epochs=1,
+        auto_insert_metric_name=False,
     )
     trainer = L.Trainer(
         max_epochs=args.epoch,
@@ -199,7 +215,7 @@ def run(args: argparse.Namespace) -> None:
         limit_val_batches=args.limit_val_batches,
         deterministic=args.deterministic or None,
         logger=logger,
-        callbacks=[checkpoint],
+        callbacks=[checkpoint, *extra_callbacks],
         num_sanity_val_steps=0,
         enable_model_summary=False,
         log_every_n_steps=50,
@@ -207,6 +223,12 @@ def run(args: argparse.Namespace) -> None:
     out = args.out or trainer.log_dir or "result"
     if checkpoint.dirpath is None:
         checkpoint.dirpath = out
+    return trainer, model, datamodule, out
+
+
+def run(args: argparse.Namespace) -> None:
+    """Train, validate every epoch, then test; prints the settings first and the test accuracy last."""
+    trainer, model, datamodule, out = build(args)
     if trainer.is_global_zero:
         print(f"Device: {trainer.strategy.root_device} (accelerator {args.accelerator})")
         print(f"# Model: {args.model}")

@@ -152,7 +152,9 @@ class MNISTDataModule(L.LightningDataModule):
         sampler = EpochShuffle(len(labels), shuffle=train, seed=self.seed, rank=rank, world_size=world_size, even=train)
         return TensorLoader(images, labels, batch_size, sampler)
 
-    def _torchvision_loader(self, train_set: bool, idx: torch.Tensor | None, batch_size: int, shuffle: bool) -> DataLoader:
+    def _torchvision_loader(
+        self, train_set: bool, idx: torch.Tensor | None, batch_size: int, shuffle: bool
+    ) -> DataLoader:
         from torchvision import datasets, transforms
 
         dataset = datasets.MNIST(self.data_dir, train=train_set, transform=transforms.ToTensor())

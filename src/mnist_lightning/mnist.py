@@ -80,8 +80,7 @@ def load_split(data_dir: str | os.PathLike, train: bool) -> tuple[np.ndarray, np
     labels = read_idx(raw / label_file, LABEL_MAGIC)
     if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
         raise MNISTDataError(
-            f"{raw / image_file} holds images of shape {images.shape[1:]}, expected "
-            f"({IMAGE_SIZE}, {IMAGE_SIZE})."
+            f"{raw / image_file} holds images of shape {images.shape[1:]}, expected ({IMAGE_SIZE}, {IMAGE_SIZE})."
         )
     if labels.ndim != 1 or len(labels) != len(images):
         raise MNISTDataError(
