@@ -7,16 +7,18 @@ Bad input ends in one sentence on stderr and exit status 2 (``--debug`` shows th
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import torch
 
 from mnist_lightning.classifier import OPTIMIZERS
+from mnist_lightning.data import PIPELINES
 from mnist_lightning.mnist import MNISTDataError
 from mnist_lightning.models import MODELS
 
@@ -69,9 +71,16 @@ def _limit(text: str) -> int | float:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag ends in one line on stderr rather than the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help).\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``scripts/train.py``."""
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="train.py",
         description="Train LeNet or an MLP on MNIST with Lightning and Chainer-style extensions.",
     )
@@ -90,6 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder holding MNIST/raw/ (default: $MNIST_DATA_DIR or data/)",
     )
     p.add_argument("--num-workers", type=_non_negative_int, default=0, help="loader workers (torchvision pipeline)")
+    p.add_argument(
+        "--data-pipeline",
+        choices=PIPELINES,
+        default="tensor",
+        help="tensor: in-memory batches cut by index (default); torchvision: per-sample dataset + DataLoader",
+    )
+    p.add_argument(
+        "--data-on-device",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="hold the whole dataset on the accelerator (default: on for CUDA)",
+    )
     p.add_argument("--accelerator", choices=ACCELERATORS, default="auto", help="cpu, gpu, ... (default: auto)")
     p.add_argument("--devices", default="auto", help="device count or ids (default: auto)")
     p.add_argument("--strategy", default="auto", help="auto, ddp, ... (default: auto)")
@@ -190,7 +211,14 @@ def build(
         _check_resume(args)
 
     L.seed_everything(args.seed, workers=True, verbose=False)
-    datamodule = MNISTDataModule(args.data_dir, batch_size=args.batchsize, seed=args.seed, num_workers=args.num_workers)
+    datamodule = MNISTDataModule(
+        args.data_dir,
+        batch_size=args.batchsize,
+        seed=args.seed,
+        num_workers=args.num_workers,
+        pipeline=args.data_pipeline,
+        data_on_device=args.data_on_device,
+    )
     # Fail before any folder is made when the data is absent and cannot be downloaded.
     datamodule.prepare_data()
     model = Classifier(args.model, n_units=args.unit, optimizer=args.optimizer, lr=args.lr)
@@ -228,6 +256,8 @@ def build(
 
 def run(args: argparse.Namespace) -> None:
     """Train, validate every epoch, then test; prints the settings first and the test accuracy last."""
+    # Lightning's start-up chatter (GPU available..., tips) would crowd the Chainer-style console.
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     trainer, model, datamodule, out = build(args)
     if trainer.is_global_zero:
         print(f"Device: {trainer.strategy.root_device} (accelerator {args.accelerator})")

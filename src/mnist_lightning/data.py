@@ -18,7 +18,14 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from mnist_lightning.mnist import MNISTDataError, check_files_present, load_split, missing_files, split_indices
+from mnist_lightning.mnist import (
+    MNISTDataError,
+    check_files,
+    load_split,
+    missing_files,
+    raw_folder,
+    split_indices,
+)
 
 PIPELINES = ("tensor", "torchvision")
 
@@ -105,15 +112,22 @@ class MNISTDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Download the four files with torchvision when absent (rank 0 only, as Lightning calls it)."""
         if not missing_files(self.data_dir):
+            check_files(self.data_dir)
             return
         from torchvision.datasets import MNIST
 
+        raw = raw_folder(self.data_dir).resolve()
+        created = [p for p in (raw, *raw.parents) if not p.exists()]
         try:
             MNIST(self.data_dir, train=True, download=True)
             MNIST(self.data_dir, train=False, download=True)
         except Exception:  # no network, a proxy, a mirror down: the message below says what to do
             pass
-        check_files_present(self.data_dir)
+        if missing_files(self.data_dir):
+            for folder in created:  # leave no empty folders behind a failed download, deepest first
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+        check_files(self.data_dir)
 
     def _device(self) -> torch.device:
         if self.trainer is None:

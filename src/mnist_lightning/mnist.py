@@ -48,27 +48,60 @@ def check_files_present(data_dir: str | os.PathLike) -> None:
         )
 
 
+def _idx_shape(path: Path, magic: int) -> tuple[int, ...]:
+    """The shape in an IDX file's header, after checking its magic number and that its length matches."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(4)
+        if len(head) < 4:
+            raise MNISTDataError(f"{path} is truncated: {size} bytes, too short for an IDX header.")
+        found = int.from_bytes(head, "big")
+        if found != magic:
+            raise MNISTDataError(f"{path} is not an MNIST IDX file: magic number {found}, expected {magic}.")
+        dims = f.read(4 * head[3])
+    if len(dims) < 4 * head[3]:
+        raise MNISTDataError(f"{path} is truncated: its header is incomplete.")
+    shape = tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(head[3]))
+    expected = 4 + len(dims) + int(np.prod(shape))
+    if size != expected:
+        raise MNISTDataError(
+            f"{path} is {'truncated' if size < expected else 'too long'}: {size} bytes, "
+            f"expected {expected} for shape {shape}."
+        )
+    return shape
+
+
 def read_idx(path: str | os.PathLike, magic: int) -> np.ndarray:
     """Read one uncompressed IDX file of unsigned bytes, checking its magic number and its length."""
     path = Path(path)
-    data = path.read_bytes()
-    if len(data) < 8:
-        raise MNISTDataError(f"{path} is truncated: {len(data)} bytes, too short for an IDX header.")
-    found = int.from_bytes(data[0:4], "big")
-    if found != magic:
-        raise MNISTDataError(f"{path} is not an MNIST IDX file: magic number {found}, expected {magic}.")
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise MNISTDataError(f"{path} is truncated: its header is incomplete.")
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(shape))
-    if len(data) != expected:
+    shape = _idx_shape(path, magic)
+    offset = 4 + 4 * len(shape)
+    return np.frombuffer(path.read_bytes(), dtype=np.uint8, offset=offset).reshape(shape)
+
+
+def _check_pair(raw: Path, image_file: str, label_file: str) -> None:
+    images = _idx_shape(raw / image_file, IMAGE_MAGIC)
+    labels = _idx_shape(raw / label_file, LABEL_MAGIC)
+    if len(images) != 3 or images[1:] != (IMAGE_SIZE, IMAGE_SIZE):
         raise MNISTDataError(
-            f"{path} is {'truncated' if len(data) < expected else 'too long'}: {len(data)} bytes, "
-            f"expected {expected} for shape {shape}."
+            f"{raw / image_file} holds images of shape {images[1:]}, expected ({IMAGE_SIZE}, {IMAGE_SIZE})."
         )
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+    if len(labels) != 1 or labels[0] != images[0]:
+        raise MNISTDataError(
+            f"{raw / image_file} has {images[0]} images but {raw / label_file} has {labels[0]} labels."
+        )
+
+
+def check_files(data_dir: str | os.PathLike) -> None:
+    """Check all four files (presence, magic numbers, shapes, lengths, counts) from their headers alone.
+
+    Cheap enough to run before training starts, so a bad test file fails the run up front rather than
+    after the last epoch.
+    """
+    check_files_present(data_dir)
+    raw = raw_folder(data_dir)
+    _check_pair(raw, TRAIN_IMAGES, TRAIN_LABELS)
+    _check_pair(raw, TEST_IMAGES, TEST_LABELS)
 
 
 def load_split(data_dir: str | os.PathLike, train: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -76,16 +109,9 @@ def load_split(data_dir: str | os.PathLike, train: bool) -> tuple[np.ndarray, np
     check_files_present(data_dir)
     raw = raw_folder(data_dir)
     image_file, label_file = (TRAIN_IMAGES, TRAIN_LABELS) if train else (TEST_IMAGES, TEST_LABELS)
+    _check_pair(raw, image_file, label_file)
     images = read_idx(raw / image_file, IMAGE_MAGIC)
     labels = read_idx(raw / label_file, LABEL_MAGIC)
-    if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-        raise MNISTDataError(
-            f"{raw / image_file} holds images of shape {images.shape[1:]}, expected ({IMAGE_SIZE}, {IMAGE_SIZE})."
-        )
-    if labels.ndim != 1 or len(labels) != len(images):
-        raise MNISTDataError(
-            f"{raw / image_file} has {len(images)} images but {raw / label_file} has {len(labels)} labels."
-        )
     if labels.size and labels.max() > 9:
         raise MNISTDataError(f"{raw / label_file} holds label {labels.max()}, expected digits 0-9.")
     return images, labels.astype(np.int64)

@@ -1,0 +1,59 @@
+"""Shared fixtures: the real MNIST copy, and small IDX files written by the tests themselves."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_idx(path: Path, array: np.ndarray, magic: int | None = None) -> None:
+    """Write ``array`` (uint8) as an IDX file; ``magic`` overrides the header's magic number."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    if magic is None:
+        magic = 0x0800 + array.ndim
+    header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(header + array.tobytes())
+
+
+def make_mnist(root: Path, n_train: int = 200, n_test: int = 50, seed: int = 0) -> Path:
+    """A tiny MNIST in torchvision's layout under ``root``: label k images are bright in row band k."""
+    rng = np.random.default_rng(seed)
+    raw = root / "MNIST" / "raw"
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = rng.integers(0, 10, size=n).astype(np.uint8)
+        images = rng.integers(0, 40, size=(n, 28, 28)).astype(np.uint8)
+        for i, k in enumerate(labels):
+            images[i, 2 * k + 4 : 2 * k + 7, 4:24] = 255
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+    return root
+
+
+@pytest.fixture
+def tiny_mnist(tmp_path: Path) -> Path:
+    """A data folder holding a 200/50-image MNIST made by the test."""
+    return make_mnist(tmp_path / "data")
+
+
+@pytest.fixture
+def make_tiny_mnist() -> Callable[..., Path]:
+    return make_mnist
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The real MNIST (``$MNIST_DATA_DIR`` or ``../shared/data``); missing it fails under CI, skips elsewhere."""
+    folder = Path(os.environ.get("MNIST_DATA_DIR", REPO.parent / "shared" / "data"))
+    if not (folder / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
+        message = f"the real MNIST files are not in {folder}/MNIST/raw (set MNIST_DATA_DIR)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return folder

@@ -1,0 +1,84 @@
+"""Classifier: Chainer's observation names, optimizers by name, checkpoints that rebuild the model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from torch import nn
+
+from mnist_lightning.classifier import OPTIMIZERS, Classifier, make_optimizer
+from mnist_lightning.data import MNISTDataModule
+from mnist_lightning.models import MLP, LeNet
+
+
+@pytest.mark.parametrize(
+    ("name", "cls", "expected"),
+    [
+        ("adam", torch.optim.Adam, {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8}),
+        ("sgd", torch.optim.SGD, {"lr": 0.01, "momentum": 0}),
+        ("momentum_sgd", torch.optim.SGD, {"lr": 0.01, "momentum": 0.9}),
+        ("adadelta", torch.optim.Adadelta, {"lr": 1.0, "rho": 0.95, "eps": 1e-6}),
+        ("adagrad", torch.optim.Adagrad, {"lr": 1e-3, "eps": 1e-8}),
+        ("rmsprop", torch.optim.RMSprop, {"lr": 0.01, "alpha": 0.99, "eps": 1e-8}),
+        ("adamw", torch.optim.AdamW, {"lr": 1e-3, "weight_decay": 0.0, "eps": 1e-8}),
+    ],
+)
+def test_optimizers_have_chainers_defaults(name: str, cls: type, expected: dict) -> None:
+    opt = make_optimizer(name, nn.Linear(2, 2).parameters())
+    assert type(opt) is cls
+    for key, value in expected.items():
+        assert opt.defaults[key] == value, key
+
+
+def test_lr_overrides_and_unknown_name() -> None:
+    assert make_optimizer("adam", nn.Linear(2, 2).parameters(), lr=0.5).defaults["lr"] == 0.5
+    with pytest.raises(ValueError, match="unknown optimizer 'lbfgs'"):
+        make_optimizer("lbfgs", nn.Linear(2, 2).parameters())
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        Classifier("lenet", optimizer="lbfgs")
+    assert set(OPTIMIZERS) == {"adam", "sgd", "momentum_sgd", "adadelta", "adagrad", "rmsprop", "adamw"}
+
+
+def test_logs_chainer_observation_names(tiny_mnist: Path, tmp_path: Path) -> None:
+    model = Classifier("mlp", n_units=20, optimizer="momentum_sgd", lr=0.1)
+    trainer = L.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    dm = MNISTDataModule(tiny_mnist, batch_size=16, test_batch_size=20)
+    trainer.fit(model, datamodule=dm)
+    names = set(trainer.callback_metrics)
+    assert {"main/loss", "main/accuracy", "validation/main/loss", "validation/main/accuracy"} <= names
+    results = trainer.test(model, datamodule=dm, verbose=False)[0]
+    assert set(results) == {"test/main/loss", "test/main/accuracy"}
+    assert 0.0 <= results["test/main/accuracy"] <= 1.0
+
+
+def test_checkpoint_alone_rebuilds_the_model(tiny_mnist: Path, tmp_path: Path) -> None:
+    model = Classifier("mlp", n_units=33, optimizer="adagrad")
+    trainer = L.Trainer(
+        max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False, limit_val_batches=0
+    )
+    trainer.fit(model, datamodule=MNISTDataModule(tiny_mnist, batch_size=16))
+    path = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(path)
+    torch.load(path, weights_only=True)  # nothing but plain types and tensors
+    loaded = Classifier.load_from_checkpoint(path)
+    assert isinstance(loaded.predictor, MLP) and loaded.predictor.n_units == 33
+    assert loaded.hparams.optimizer == "adagrad"
+    for a, b in zip(model.parameters(), loaded.parameters(), strict=True):
+        assert torch.equal(a.cpu(), b)
+
+
+def test_custom_predictor_needs_to_be_passed_again(tmp_path: Path) -> None:
+    model = Classifier(LeNet())
+    assert model.hparams.predictor is None
+    with pytest.raises(TypeError, match="load_from_checkpoint"):
+        Classifier(None)

@@ -1,0 +1,97 @@
+"""The training command through the real command line: bad input ends in one sentence and exit 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO
+
+TRAIN = str(REPO / "scripts" / "train.py")
+
+
+def train(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run scripts/train.py in ``cwd`` (so lightning_logs/ lands there)."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(
+        [sys.executable, TRAIN, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def assert_one_sentence(result: subprocess.CompletedProcess, pattern: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert lines[0].startswith("error: ") and lines[0].endswith("."), lines[0]
+    import re
+
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (["--model", "vgg"], "invalid choice: 'vgg'"),
+        (["--optimizer", "lbfgs"], "invalid choice: 'lbfgs'"),
+        (["--accelerator", "tpu9"], "invalid choice: 'tpu9'"),
+        (["-e", "0"], "positive integer, got 0"),
+        (["-b", "-4"], "positive integer, got -4"),
+        (["-b", "many"], "positive integer, got 'many'"),
+        (["--limit-train-batches", "1.5"], r"fraction must be in \(0, 1\]"),
+        (["--devices", "x"], "--devices must be"),
+    ],
+)
+def test_bad_flags(args: list[str], pattern: str, tmp_path: Path, tiny_mnist: Path) -> None:
+    result = train(["--data-dir", str(tiny_mnist), *args], tmp_path)
+    assert_one_sentence(result, pattern)
+    assert not (tmp_path / "lightning_logs").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_gpu_without_gpu(tmp_path: Path, tiny_mnist: Path) -> None:
+    result = train(["--data-dir", str(tiny_mnist), "--accelerator", "gpu"], tmp_path)
+    assert_one_sentence(result, "sees no CUDA GPU")
+    assert not (tmp_path / "lightning_logs").exists()
+
+
+def test_missing_data_folder(tmp_path: Path) -> None:
+    result = train(["--data-dir", str(tmp_path / "absent")], tmp_path)
+    assert_one_sentence(result, "t10k-labels-idx1-ubyte not found in")
+    assert not (tmp_path / "absent").exists() and not (tmp_path / "lightning_logs").exists()
+
+
+def test_corrupt_data_file(tmp_path: Path, tiny_mnist: Path) -> None:
+    path = tiny_mnist / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:1000])
+    result = train(["--data-dir", str(tiny_mnist), "-e", "1"], tmp_path)
+    assert_one_sentence(result, "is truncated")
+
+
+def test_resume_missing_and_not_a_checkpoint(tmp_path: Path, tiny_mnist: Path) -> None:
+    result = train(["--data-dir", str(tiny_mnist), "--resume", str(tmp_path / "nope")], tmp_path)
+    assert_one_sentence(result, "no such file")
+    junk = tmp_path / "junk"
+    junk.write_text("not a checkpoint")
+    result = train(["--data-dir", str(tiny_mnist), "--resume", str(junk)], tmp_path)
+    assert_one_sentence(result, "not a Lightning checkpoint")
+    assert not (tmp_path / "lightning_logs").exists()
+
+
+def test_out_is_a_file(tmp_path: Path, tiny_mnist: Path) -> None:
+    target = tmp_path / "taken"
+    target.write_text("")
+    result = train(["--data-dir", str(tiny_mnist), "-o", str(target)], tmp_path)
+    assert_one_sentence(result, "is a file, not a folder")
+
+
+def test_help_lists_chainer_and_lightning_flags(tmp_path: Path) -> None:
+    result = train(["--help"], tmp_path)
+    assert result.returncode == 0
+    for flag in ("--batchsize", "--epoch", "--unit", "--resume", "--accelerator", "--devices", "--strategy"):
+        assert flag in result.stdout

@@ -1,0 +1,92 @@
+"""MNISTDataModule: the in-memory tensor pipeline, the torchvision pipeline, shuffling and sharding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mnist_lightning.data import EpochShuffle, MNISTDataModule
+from mnist_lightning.mnist import MNISTDataError, load_split
+
+
+def setup_dm(data_dir: Path, **kwargs: object) -> MNISTDataModule:
+    dm = MNISTDataModule(data_dir, **kwargs)
+    dm.prepare_data()
+    dm.setup()
+    return dm
+
+
+def test_batches_are_scaled_images_of_the_split(tiny_mnist: Path) -> None:
+    dm = setup_dm(tiny_mnist, batch_size=32, test_batch_size=16, val_ratio=0.2, seed=1)
+    images, labels = load_split(tiny_mnist, train=True)
+    val = dm.val_dataloader()
+    xs, ys = zip(*val, strict=True)
+    x, y = torch.cat(xs), torch.cat(ys)
+    assert x.shape == (40, 1, 28, 28) and x.dtype == torch.float32
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+    expected = torch.from_numpy(images[dm.val_idx.numpy()]).float().unsqueeze(1) / 255
+    assert torch.equal(x, expected)
+    assert torch.equal(y, torch.from_numpy(labels[dm.val_idx.numpy()]))
+    assert [len(b) for b in ys] == [16, 16, 8]
+    assert len(val) == 3
+
+
+def test_train_loader_covers_the_split_once_per_epoch(tiny_mnist: Path) -> None:
+    dm = setup_dm(tiny_mnist, batch_size=32, seed=0)
+    loader = dm.train_dataloader()
+    assert len(loader) == 5  # 160 / 32
+    seen = torch.cat([y for _, y in loader])
+    assert len(seen) == 160
+
+
+def test_shuffle_depends_on_seed_and_epoch_only() -> None:
+    a, b = EpochShuffle(100, shuffle=True, seed=0), EpochShuffle(100, shuffle=True, seed=0)
+    torch.manual_seed(99)
+    assert torch.equal(a.indices(), b.indices())
+    first = a.indices()
+    a.set_epoch(1)
+    assert not torch.equal(first, a.indices())
+    b.set_epoch(1)
+    assert torch.equal(a.indices(), b.indices())
+    assert not torch.equal(first, EpochShuffle(100, shuffle=True, seed=1).indices())
+
+
+def test_ranks_partition_the_samples() -> None:
+    train = [EpochShuffle(103, shuffle=True, seed=0, rank=r, world_size=2, even=True) for r in range(2)]
+    parts = [s.indices() for s in train]
+    assert len(parts[0]) == len(parts[1]) == len(train[0]) == 51
+    assert len(set(torch.cat(parts).tolist())) == 102
+    evaluation = [EpochShuffle(103, shuffle=False, rank=r, world_size=2, even=False) for r in range(2)]
+    merged = sorted(torch.cat([s.indices() for s in evaluation]).tolist())
+    assert merged == list(range(103))
+    assert [len(s) for s in evaluation] == [52, 51]
+
+
+def test_torchvision_pipeline_serves_identical_samples(tiny_mnist: Path) -> None:
+    fast = setup_dm(tiny_mnist, test_batch_size=1000)
+    slow = setup_dm(tiny_mnist, test_batch_size=1000, pipeline="torchvision")
+    for a, b in ((fast.val_dataloader(), slow.val_dataloader()), (fast.test_dataloader(), slow.test_dataloader())):
+        (xa, ya), (xb, yb) = next(iter(a)), next(iter(b))
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_same_seed_same_split_on_every_instance(tiny_mnist: Path) -> None:
+    a, b = setup_dm(tiny_mnist, seed=5), setup_dm(tiny_mnist, seed=5)
+    assert torch.equal(a.val_idx, b.val_idx)
+    assert not np.array_equal(a.val_idx.numpy(), setup_dm(tiny_mnist, seed=6).val_idx.numpy())
+
+
+def test_missing_folder_raises_clear_error_and_leaves_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "nowhere" / "data"
+    dm = MNISTDataModule(target)
+    with pytest.raises(MNISTDataError, match="not found in"):
+        dm.prepare_data()
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_unknown_pipeline() -> None:
+    with pytest.raises(ValueError, match="unknown data pipeline"):
+        MNISTDataModule("data", pipeline="pil")
