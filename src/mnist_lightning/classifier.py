@@ -7,6 +7,7 @@ Chainer-style extensions see the names a Chainer user knows.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import lightning as L
@@ -16,9 +17,27 @@ from torch import nn
 
 from mnist_lightning.models import build_predictor
 
+
+class ChainerAdam(torch.optim.Adam):
+    """torch's Adam with Chainer's eps placement, for step-by-step parity with ``chainer.optimizers.Adam``.
+
+    Chainer adds eps to sqrt(v) before the bias correction, torch after it; so before each step this sets
+    torch's eps to ``eps / sqrt(1 - beta2**t)``. The step count lives in the param group, so it is checkpointed.
+    """
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        for group in self.param_groups:
+            group.setdefault("chainer_eps", group["eps"])
+            group["chainer_t"] = group.get("chainer_t", 0) + 1
+            group["eps"] = group["chainer_eps"] / math.sqrt(1.0 - group["betas"][1] ** group["chainer_t"])
+        return super().step(closure)
+
+
 #: Optimizer name -> (torch class, Chainer's default hyper-parameters in torch's terms, Chainer's class).
 OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any], str]] = {
     "adam": (torch.optim.Adam, {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8}, "Adam"),
+    "chainer_adam": (ChainerAdam, {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8}, "Adam"),
     "sgd": (torch.optim.SGD, {"lr": 0.01}, "SGD"),
     "momentum_sgd": (torch.optim.SGD, {"lr": 0.01, "momentum": 0.9}, "MomentumSGD"),
     "adadelta": (torch.optim.Adadelta, {"lr": 1.0, "rho": 0.95, "eps": 1e-6}, "AdaDelta"),

@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -19,8 +20,10 @@ import torch
 
 from mnist_lightning.classifier import OPTIMIZERS
 from mnist_lightning.data import PIPELINES
+from mnist_lightning.extensions.fail_on_non_number import NonNumberError
 from mnist_lightning.mnist import MNISTDataError
 from mnist_lightning.models import MODELS
+from mnist_lightning.weights import WeightsError
 
 if TYPE_CHECKING:
     from lightning import Trainer
@@ -120,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-train-batches", type=_limit, default=None, help="batches (or fraction) per epoch")
     p.add_argument("--limit-val-batches", type=_limit, default=None, help="validation batches (or fraction)")
     p.add_argument("--deterministic", action="store_true", help="use deterministic algorithms")
+    p.add_argument("--init-from", default=None, metavar="PATH", help="initial weights from this .npz (see compare.py)")
+    p.add_argument("--export-init", default=None, metavar="PATH", help="write the initial weights to this .npz")
+    p.add_argument("--autoload", action="store_true", help="resume from the newest snapshot in --out, if any")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs and CI)")
+    p.add_argument("--noplot", action="store_true", help="no loss.png / accuracy.png")
     p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     return p
 
@@ -157,15 +165,14 @@ def read_snapshot_hparams(path: str) -> dict[str, Any]:
     return dict(checkpoint.get("hyper_parameters", {}))
 
 
-def _check_resume(args: argparse.Namespace) -> None:
-    hparams = read_snapshot_hparams(args.resume)
+def _check_resume(path: str, args: argparse.Namespace) -> None:
+    hparams = read_snapshot_hparams(path)
     model = hparams.get("predictor")
     if model != args.model:
-        raise UsageError(f"--resume {args.resume} is a snapshot of model {model!r}, not --model {args.model}.")
+        raise UsageError(f"--resume {path} is a snapshot of model {model!r}, not --model {args.model}.")
     if args.model == "mlp" and hparams.get("n_units") != args.unit:
         raise UsageError(
-            f"--resume {args.resume} is a snapshot of an MLP with {hparams.get('n_units')} units, "
-            f"not --unit {args.unit}."
+            f"--resume {path} is a snapshot of an MLP with {hparams.get('n_units')} units, not --unit {args.unit}."
         )
 
 
@@ -189,6 +196,32 @@ def _check_out(out: str) -> None:
         raise UsageError(f"--out {out} is not writable.")
 
 
+def chainer_extensions(args: argparse.Namespace) -> list[Callback]:
+    """The extensions of Chainer's MNIST example, as callbacks: log, table, bar, snapshots, plots."""
+    from mnist_lightning import extensions as E
+
+    callbacks: list[Callback] = [
+        E.FailOnNonNumber(trigger=(1, "epoch")),
+        E.LogReport(out=args.out),
+        E.PrintReport(
+            ["epoch", "main/loss", "validation/main/loss", "main/accuracy", "validation/main/accuracy", "elapsed_time"]
+        ),
+    ]
+    if not args.no_progress:
+        callbacks.append(E.ProgressBar())
+    callbacks.append(E.snapshot(trigger=(1, "epoch"), autoload=args.autoload, out=args.out))
+    if not args.noplot:
+        callbacks.append(
+            E.PlotReport(["main/loss", "validation/main/loss"], x_key="epoch", filename="loss.png", out=args.out)
+        )
+        callbacks.append(
+            E.PlotReport(
+                ["main/accuracy", "validation/main/accuracy"], x_key="epoch", filename="accuracy.png", out=args.out
+            )
+        )
+    return callbacks
+
+
 def build(
     args: argparse.Namespace, extra_callbacks: Sequence[Callback] = ()
 ) -> tuple[Trainer, Classifier, MNISTDataModule, str]:
@@ -197,18 +230,21 @@ def build(
     ``extra_callbacks`` are appended to the Trainer's callbacks (the benchmark adds its epoch timer).
     """
     import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
 
     from mnist_lightning.classifier import Classifier
     from mnist_lightning.data import MNISTDataModule
+    from mnist_lightning.extensions import apply_autoload
+    from mnist_lightning.weights import load_npz, save_npz
 
     _check_accelerator(args.accelerator)
     devices = _devices(args.devices)
     if args.out is not None:
         _check_out(args.out)
     if args.resume is not None:
-        _check_resume(args)
+        if args.autoload:
+            raise UsageError("--resume and --autoload both choose the snapshot to start from: give one of them.")
+        _check_resume(args.resume, args)
 
     L.seed_everything(args.seed, workers=True, verbose=False)
     datamodule = MNISTDataModule(
@@ -222,15 +258,10 @@ def build(
     # Fail before any folder is made when the data is absent and cannot be downloaded.
     datamodule.prepare_data()
     model = Classifier(args.model, n_units=args.unit, optimizer=args.optimizer, lr=args.lr)
+    if args.init_from is not None:
+        load_npz(model.predictor, args.init_from, args.model, args.unit)
 
     logger = TensorBoardLogger(".", name="lightning_logs", version=_logger_version(args.resume, args.out))
-    checkpoint = ModelCheckpoint(
-        dirpath=args.out,
-        filename="snapshot_iter_{step}",
-        save_top_k=-1,
-        every_n_epochs=1,
-        auto_insert_metric_name=False,
-    )
     trainer = L.Trainer(
         max_epochs=args.epoch,
         accelerator=args.accelerator,
@@ -243,14 +274,20 @@ def build(
         limit_val_batches=args.limit_val_batches,
         deterministic=args.deterministic or None,
         logger=logger,
-        callbacks=[checkpoint, *extra_callbacks],
+        callbacks=[*chainer_extensions(args), *extra_callbacks],
+        enable_progress_bar=not args.no_progress,
+        enable_checkpointing=False,
         num_sanity_val_steps=0,
         enable_model_summary=False,
         log_every_n_steps=50,
     )
     out = args.out or trainer.log_dir or "result"
-    if checkpoint.dirpath is None:
-        checkpoint.dirpath = out
+    if args.export_init is not None and trainer.is_global_zero:
+        save_npz(model.predictor, args.export_init, args.model, args.unit)
+    if args.autoload:
+        apply_autoload(trainer)
+        if trainer.ckpt_path is not None:
+            _check_resume(trainer.ckpt_path, args)
     return trainer, model, datamodule, out
 
 
@@ -279,9 +316,11 @@ def run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``scripts/train.py``: returns the exit status."""
     args = build_parser().parse_args(argv)
+    # Lightning 2.6 on torch 2.14 warns about its own use of a deprecated torch API on every run.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     try:
         run(args)
-    except (UsageError, MNISTDataError) as error:
+    except (UsageError, MNISTDataError, WeightsError, NonNumberError) as error:
         if args.debug:
             raise
         print(f"error: {error}", file=sys.stderr)
