@@ -39,7 +39,7 @@ def test_lr_overrides_and_unknown_name() -> None:
         make_optimizer("lbfgs", nn.Linear(2, 2).parameters())
     with pytest.raises(ValueError, match="unknown optimizer"):
         Classifier("lenet", optimizer="lbfgs")
-    assert set(OPTIMIZERS) == {"adam", "sgd", "momentum_sgd", "adadelta", "adagrad", "rmsprop", "adamw"}
+    assert set(OPTIMIZERS) == {"adam", "chainer_adam", "sgd", "momentum_sgd", "adadelta", "adagrad", "rmsprop", "adamw"}
 
 
 def test_logs_chainer_observation_names(tiny_mnist: Path, tmp_path: Path) -> None:
