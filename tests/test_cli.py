@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import REPO
 
 TRAIN = str(REPO / "scripts" / "train.py")
