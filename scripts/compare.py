@@ -17,6 +17,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 SCRIPTS = Path(__file__).resolve().parent
 FRAMEWORKS = ("lightning", "chainer")
@@ -193,12 +194,26 @@ def run_both(lightning_out: str, chainer_out: str, common: list[str], lightning_
     _run(lightning)
 
 
+#: Flags that mean the same in both training scripts and that ``--run`` passes to both: (flags, argparse options).
+TRAINING_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (("--model", "-m"), {"choices": ("lenet", "mlp")}),
+    (("--batchsize", "-b"), {"type": int}),
+    (("--epoch", "-e"), {"type": int}),
+    (("--unit", "-u"), {"type": int}),
+    (("--optimizer",), {}),
+    (("--lr",), {"type": float}),
+    (("--seed",), {"type": int}),
+    (("--data-dir",), {}),
+    (("--no-progress",), {"action": "store_true"}),
+    (("--noplot",), {"action": "store_true"}),
+]
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser; unknown flags are training flags for ``--run``."""
+    """The argument parser; the training flags are only for ``--run``, which passes them to both scripts."""
     p = argparse.ArgumentParser(
         prog="compare.py",
         description="Compare the Chainer-format logs of a Lightning run and a Chainer run, epoch by epoch.",
-        epilog="With --run, other flags (-e 2, --model mlp, --seed 1, --data-dir D, ...) go to both trainings.",
     )
     p.add_argument("lightning_out", metavar="LIGHTNING_OUT", help="output folder (or log file) of scripts/train.py")
     p.add_argument("chainer_out", metavar="CHAINER_OUT", help="output folder (or log file) of train_chainer.py")
@@ -206,15 +221,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", action="store_true", help="train both first, into LIGHTNING_OUT and CHAINER_OUT")
     p.add_argument("--lightning-args", default="", help="extra flags for scripts/train.py only (with --run)")
     p.add_argument("--chainer-args", default="", help="extra flags for train_chainer.py only, e.g. '-d 0'")
+    group = p.add_argument_group("training flags, passed to both scripts by --run")
+    for flags, options in TRAINING_FLAGS:
+        group.add_argument(*flags, default=None, **options)
     return p
+
+
+def training_flags(args: argparse.Namespace) -> list[str]:
+    """The training flags given on the command line, spelled for both scripts."""
+    common: list[str] = []
+    for flags, options in TRAINING_FLAGS:
+        value = getattr(args, flags[0].lstrip("-").replace("-", "_"))
+        if options.get("action") == "store_true":
+            common += [flags[0]] if value else []
+        elif value is not None:
+            common += [flags[0], str(value)]
+    return common
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: prints the table, writes comparison.png; 2 with one sentence on stderr on failure."""
     parser = build_parser()
-    args, common = parser.parse_known_args(argv)
+    args = parser.parse_args(argv)
+    common = training_flags(args)
     if common and not args.run:
-        parser.error(f"unrecognized arguments: {' '.join(common)} (training flags need --run)")
+        parser.error(f"{' '.join(common)}: training flags need --run")
     try:
         if args.run:
             run_both(args.lightning_out, args.chainer_out, common, args.lightning_args, args.chainer_args)

@@ -196,13 +196,15 @@ def test_run_trains_chainer_first_then_lightning_from_its_initial_weights(
 ) -> None:
     monkeypatch.setattr(compare, "SCRIPTS", fake_scripts(tmp_path / "scripts", "[--init-from PATH]"))
     lightning_out, chainer_out = tmp_path / "L", tmp_path / "C"
-    argv = ["--run", str(lightning_out), str(chainer_out), "-o", str(tmp_path), "-e", "2", "--seed", "3"]
+    # training flags before the positionals too: argparse must not take "2" for LIGHTNING_OUT
+    argv = ["--run", "-e", "2", "--seed", "3", "-o", str(tmp_path), str(lightning_out), str(chainer_out)]
     assert compare.main([*argv, "--chainer-args", "-d @numpy", "--lightning-args", "--accelerator cpu"]) == 0
     init = str(chainer_out / "init.npz")
     chainer_argv = json.loads((chainer_out / "argv.json").read_text())
     lightning_argv = json.loads((lightning_out / "argv.json").read_text())
-    assert chainer_argv == ["-e", "2", "--seed", "3", "-o", str(chainer_out), "--export-init", init, "-d", "@numpy"]
-    expected = ["-e", "2", "--seed", "3", "-o", str(lightning_out), "--accelerator", "cpu", "--init-from", init]
+    common = ["--epoch", "2", "--seed", "3"]
+    assert chainer_argv == [*common, "-o", str(chainer_out), "--export-init", init, "-d", "@numpy"]
+    expected = [*common, "-o", str(lightning_out), "--accelerator", "cpu", "--init-from", init]
     assert lightning_argv == expected
     assert (tmp_path / "comparison.png").is_file()
     assert "3.00" in capsys.readouterr().out

@@ -1,0 +1,781 @@
+"""Issue 5: how fast is the template, next to the ways one could train the same model on this machine?
+
+Six contenders do the same work per epoch (train on the 48,000 split with batch 128 and Adam at Chainer's
+defaults, then evaluate the 12,000 validation images in batches of 1000):
+
+    template         scripts/train.py as users run it: cli.build with every extension on, output in a temp folder
+    no_extensions    the same Classifier, DataModule and Lightning Trainer without callbacks, logger or progress bar
+    plain_lightning  a minimal LightningModule on torchvision's per-sample dataset (pipeline='torchvision')
+    hand_loop        a first hand-written PyTorch loop: torchvision MNIST + ToTensor + DataLoader, then an eval loop
+    chainer          Chainer 7.8.1's Trainer: StandardUpdater + Evaluator + LogReport, same model and split
+    floor            the compute-only floor: the same model and optimizer over float tensors already in memory
+
+Each contender runs in its own process (``--worker NAME``), which times its own epochs and reports its own
+peak resident memory; rounds run every contender once, in rotating order, so drift hits all alike.
+
+    python scripts/benchmark.py [--model lenet|mlp] [--epochs 3] [--repeats 1] [--device cpu|cuda]
+                                [--threads N] [--data-dir DIR] [--only NAME[,NAME]] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, NoReturn
+
+REPO = Path(__file__).resolve().parents[1]
+CONTENDERS = ("template", "no_extensions", "plain_lightning", "hand_loop", "chainer", "floor")
+WARMUP_EPOCHS = 1
+TRAIN_BATCH = 128
+EVAL_BATCH = 1000
+N_UNITS = 100
+SEED = 0
+
+
+class Skip(Exception):
+    """A contender that cannot run here (Chainer not installed, no CuPy for --device cuda); the row says why."""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one sentence and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``message`` as one line (no usage block) and exit with status 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see --help).\n")
+
+
+def _positive_int(text: str) -> int:
+    """An int >= 1, for argparse."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _contender_list(text: str) -> list[str]:
+    """Comma-separated contender names, each checked against CONTENDERS, in the order given."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in CONTENDERS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown contender {', '.join(unknown) or repr(text)}: choose from {', '.join(CONTENDERS)}"
+        )
+    return list(dict.fromkeys(names))
+
+
+def _default_data_dir() -> str:
+    """``$MNIST_DATA_DIR``, else the shared data folder next to the repository."""
+    return os.environ.get("MNIST_DATA_DIR") or str(REPO.parent / "shared" / "data")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's flags; ``--worker``, ``--result`` and ``--limit-batches`` are hidden (children, tests)."""
+    p = _Parser(prog="benchmark.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=("lenet", "mlp"), default="lenet", help="predictor (default: lenet)")
+    p.add_argument("--epochs", type=_positive_int, default=3, help="timed epochs after 1 warm-up (default: 3)")
+    p.add_argument("--repeats", type=_positive_int, default=1, help="interleaved rounds (default: 1)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train (default: cpu)")
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="torch/BLAS threads for every contender (default: all cores)",
+    )
+    p.add_argument("--data-dir", default=_default_data_dir(), help="folder holding MNIST/raw/ (default: %(default)s)")
+    p.add_argument(
+        "--only",
+        type=_contender_list,
+        default=list(CONTENDERS),
+        metavar="NAME[,NAME]",
+        help="run only these (default: all six)",
+    )
+    p.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON to PATH")
+    p.add_argument("--worker", choices=CONTENDERS, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--result", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--limit-batches", type=_positive_int, default=None, help=argparse.SUPPRESS)
+    return p
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every worker needs: the same model, epochs, device, threads, data and (for tests) batch limit."""
+
+    model: str
+    epochs: int
+    device: str
+    threads: int
+    data_dir: str
+    limit_batches: int | None = None
+
+    @property
+    def total_epochs(self) -> int:
+        """Warm-up plus timed epochs."""
+        return WARMUP_EPOCHS + self.epochs
+
+    def worker_argv(self) -> list[str]:
+        """The flags that hand these settings to a ``--worker`` child."""
+        argv = ["--model", self.model, "--epochs", str(self.epochs), "--device", self.device]
+        argv += ["--threads", str(self.threads), "--data-dir", self.data_dir]
+        if self.limit_batches is not None:
+            argv += ["--limit-batches", str(self.limit_batches)]
+        return argv
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Shared pieces of the contenders
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _torch_device(settings: Settings) -> Any:
+    """The torch device the run's tensors live on."""
+    import torch
+
+    return torch.device("cuda" if settings.device == "cuda" else "cpu")
+
+
+def _synchronize(settings: Settings) -> Callable[[], None]:
+    """A function that waits for queued GPU work on cuda, and does nothing on cpu."""
+    if settings.device == "cuda":
+        import torch
+
+        return torch.cuda.synchronize
+    return lambda: None
+
+
+def _split_indices(settings: Settings, n: int) -> tuple[Any, Any]:
+    """The template's 80/20 split of the ``n`` training images (48,000 / 12,000), cut by ``--limit-batches``."""
+    from mnist_lightning.mnist import split_indices
+
+    train_idx, val_idx = split_indices(n, val_ratio=0.2, seed=SEED)
+    if settings.limit_batches is not None:
+        train_idx = train_idx[: settings.limit_batches * TRAIN_BATCH]
+        val_idx = val_idx[: settings.limit_batches * EVAL_BATCH]
+    return train_idx, val_idx
+
+
+def _scaled_arrays(settings: Settings) -> tuple[Any, Any, Any, Any]:
+    """(train images, train labels, val images, val labels) as NumPy float32 (N, 1, 28, 28) in [0, 1] and int64."""
+    from mnist_lightning.mnist import load_split
+
+    images, labels = load_split(settings.data_dir, train=True)
+    train_idx, val_idx = _split_indices(settings, len(labels))
+
+    def scaled(idx: Any) -> Any:
+        return (images[idx].astype("float32") / 255.0).reshape(-1, 1, 28, 28)
+
+    return scaled(train_idx), labels[train_idx], scaled(val_idx), labels[val_idx]
+
+
+def _time_epochs(settings: Settings, one_epoch: Callable[[], float]) -> tuple[list[float], float]:
+    """Run ``one_epoch`` (train then evaluate, returns accuracy) for every epoch; (seconds per epoch, last accuracy)."""
+    sync = _synchronize(settings)
+    seconds, accuracy = [], float("nan")
+    for _ in range(settings.total_epochs):
+        sync()
+        start = time.perf_counter()
+        accuracy = one_epoch()
+        sync()
+        seconds.append(time.perf_counter() - start)
+    return seconds, accuracy
+
+
+def _epoch_timer(settings: Settings) -> Any:
+    """A Lightning callback stamping the clock at each epoch start and at the end of training.
+
+    The gap between two stamps is one whole epoch: training, validation and every callback's epoch-end work.
+    """
+    from lightning.pytorch.callbacks import Callback
+
+    sync = _synchronize(settings)
+
+    class EpochTimer(Callback):
+        def __init__(self) -> None:
+            self.stamps: list[float] = []
+
+        def _stamp(self) -> None:
+            sync()
+            self.stamps.append(time.perf_counter())
+
+        def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+            self._stamp()
+
+        def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+            self._stamp()
+
+        @property
+        def seconds(self) -> list[float]:
+            return [b - a for a, b in zip(self.stamps, self.stamps[1:], strict=False)]
+
+    return EpochTimer()
+
+
+def _lightning_limits(settings: Settings) -> dict[str, Any]:
+    """Trainer keyword arguments applying ``--limit-batches`` (nothing without it)."""
+    if settings.limit_batches is None:
+        return {}
+    return {"limit_train_batches": settings.limit_batches, "limit_val_batches": settings.limit_batches}
+
+
+def _bare_trainer(settings: Settings, timer: Any) -> Any:
+    """A Lightning Trainer with nothing extra: no logger, checkpoint, progress bar or summary; only the timer."""
+    import lightning as L
+
+    return L.Trainer(
+        max_epochs=settings.total_epochs,
+        accelerator="gpu" if settings.device == "cuda" else "cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=[timer],
+        **_lightning_limits(settings),
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The contenders: each returns (seconds of every epoch, warm-up included; validation accuracy after the last)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def run_template(settings: Settings) -> tuple[list[float], float]:
+    """(1) What ``scripts/train.py`` builds, all extensions on, run from a temp folder so its outputs land there."""
+    from mnist_lightning import cli
+
+    parser = cli.build_parser()
+    known = set(parser._option_string_actions)
+    argv = ["--model", settings.model, "--epoch", str(settings.total_epochs), "--data-dir", settings.data_dir]
+    argv += ["--accelerator", "gpu" if settings.device == "cuda" else "cpu", "--devices", "1"]
+    if settings.device == "cuda" and "--data-on-device" in known:
+        argv.append("--data-on-device")  # already the default on CUDA; explicit in case that changes
+    if settings.limit_batches is not None:
+        if not {"--limit-train-batches", "--limit-val-batches"} <= known:
+            raise RuntimeError(
+                "train.py has no --limit-train-batches/--limit-val-batches flags to honour --limit-batches"
+            )
+        argv += ["--limit-train-batches", str(settings.limit_batches)]
+        argv += ["--limit-val-batches", str(settings.limit_batches)]
+    timer = _epoch_timer(settings)
+    with tempfile.TemporaryDirectory(prefix="benchmark-template-") as folder:
+        os.chdir(folder)  # lightning_logs/ and every extension's output go here
+        try:
+            args = parser.parse_args([*argv, "--out", os.path.join(folder, "result")])
+            trainer, model, datamodule, _ = cli.build(args, extra_callbacks=[timer])
+            trainer.fit(model, datamodule=datamodule)
+        finally:
+            os.chdir(REPO)
+    return timer.seconds, float(trainer.callback_metrics["validation/main/accuracy"])
+
+
+def run_no_extensions(settings: Settings) -> tuple[list[float], float]:
+    """(2) The template's Classifier and in-memory DataModule on a bare Lightning Trainer."""
+    import lightning as L
+
+    from mnist_lightning.classifier import Classifier
+    from mnist_lightning.data import MNISTDataModule
+
+    L.seed_everything(SEED, verbose=False)
+    datamodule = MNISTDataModule(
+        settings.data_dir,
+        batch_size=TRAIN_BATCH,
+        test_batch_size=EVAL_BATCH,
+        seed=SEED,
+        data_on_device=settings.device == "cuda",
+    )
+    model = Classifier(settings.model, n_units=N_UNITS, optimizer="adam")
+    timer = _epoch_timer(settings)
+    trainer = _bare_trainer(settings, timer)
+    trainer.fit(model, datamodule=datamodule)
+    return timer.seconds, float(trainer.callback_metrics["validation/main/accuracy"])
+
+
+def run_plain_lightning(settings: Settings) -> tuple[list[float], float]:
+    """(3) A minimal LightningModule on torchvision's per-sample MNIST (PIL + ToTensor + DataLoader)."""
+    import lightning as L
+    import torch
+    import torch.nn.functional as F
+
+    from mnist_lightning.data import MNISTDataModule
+    from mnist_lightning.models import build_predictor
+
+    class PlainModule(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = build_predictor(settings.model, N_UNITS)
+
+        def training_step(self, batch: Any, batch_idx: int) -> Any:
+            x, t = batch
+            return F.cross_entropy(self.net(x), t)
+
+        def validation_step(self, batch: Any, batch_idx: int) -> None:
+            x, t = batch
+            self.log("val_acc", (self.net(x).argmax(dim=1) == t).float().mean(), batch_size=len(t))
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+    L.seed_everything(SEED, verbose=False)
+    datamodule = MNISTDataModule(
+        settings.data_dir, batch_size=TRAIN_BATCH, test_batch_size=EVAL_BATCH, seed=SEED, pipeline="torchvision"
+    )
+    timer = _epoch_timer(settings)
+    trainer = _bare_trainer(settings, timer)
+    trainer.fit(PlainModule(), datamodule=datamodule)
+    return timer.seconds, float(trainer.callback_metrics["val_acc"])
+
+
+def run_hand_loop(settings: Settings) -> tuple[list[float], float]:
+    """(4) Seed 000's hand loop: torchvision MNIST + ToTensor + DataLoader, zero_grad/backward/step, then eval."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader, Subset
+    from torchvision import datasets, transforms
+
+    from mnist_lightning.models import build_predictor
+
+    torch.manual_seed(SEED)
+    device = _torch_device(settings)
+    mnist = datasets.MNIST(settings.data_dir, train=True, transform=transforms.ToTensor())
+    train_idx, val_idx = _split_indices(settings, len(mnist))
+    train_loader = DataLoader(Subset(mnist, train_idx.tolist()), batch_size=TRAIN_BATCH, shuffle=True)
+    val_loader = DataLoader(Subset(mnist, val_idx.tolist()), batch_size=EVAL_BATCH)
+    model = build_predictor(settings.model, N_UNITS).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def one_epoch() -> float:
+        model.train()
+        for x, t in train_loader:
+            x, t = x.to(device), t.to(device)
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(x), t)
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for x, t in val_loader:
+                x, t = x.to(device), t.to(device)
+                correct += (model(x).argmax(dim=1) == t).sum().item()
+        return correct / len(val_idx)
+
+    return _time_epochs(settings, one_epoch)
+
+
+def run_chainer(settings: Settings) -> tuple[list[float], float]:
+    """(5) Chainer 7.8.1's Trainer with StandardUpdater + Evaluator + LogReport, the same model and split."""
+    from mnist_lightning.chainer_compat import import_chainer
+
+    try:
+        chainer = import_chainer()
+    except ImportError:
+        raise Skip("not installed") from None
+    import chainer.functions as F
+    import chainer.links as CL
+    import numpy
+    from chainer import training
+    from chainer.training import extensions
+
+    if settings.device == "cuda" and not chainer.backends.cuda.available:
+        raise Skip("not installed (CuPy, needed for --device cuda)")
+    device = chainer.get_device("@cupy:0" if settings.device == "cuda" else "@numpy")
+
+    class LeNet(chainer.Chain):
+        def __init__(self) -> None:
+            super().__init__()
+            with self.init_scope():
+                self.conv1, self.conv2 = CL.Convolution2D(1, 6, 5), CL.Convolution2D(6, 16, 5)
+                self.fc1, self.fc2, self.fc3 = CL.Linear(256, 120), CL.Linear(120, 64), CL.Linear(64, 10)
+
+        def forward(self, x: Any) -> Any:
+            h = F.max_pooling_2d(F.relu(self.conv1(x)), 2)
+            h = F.max_pooling_2d(F.relu(self.conv2(h)), 2)
+            return self.fc3(F.relu(self.fc2(F.relu(self.fc1(h)))))
+
+    class MLP(chainer.Chain):
+        def __init__(self) -> None:
+            super().__init__()
+            with self.init_scope():
+                self.l1, self.l2, self.l3 = CL.Linear(784, N_UNITS), CL.Linear(N_UNITS, N_UNITS), CL.Linear(N_UNITS, 10)
+
+        def forward(self, x: Any) -> Any:
+            return self.l3(F.relu(self.l2(F.relu(self.l1(x)))))
+
+    numpy.random.seed(SEED)  # Chainer's initializers and SerialIterator's shuffle draw from NumPy's global RNG
+    x_train, t_train, x_val, t_val = _scaled_arrays(settings)
+    train = chainer.datasets.TupleDataset(x_train, t_train.astype("int32"))
+    val = chainer.datasets.TupleDataset(x_val, t_val.astype("int32"))
+    train_iter = chainer.iterators.SerialIterator(train, TRAIN_BATCH)
+    val_iter = chainer.iterators.SerialIterator(val, EVAL_BATCH, repeat=False, shuffle=False)
+
+    model = CL.Classifier(LeNet() if settings.model == "lenet" else MLP())
+    model.to_device(device)
+    optimizer = chainer.optimizers.Adam()
+    optimizer.setup(model)
+    updater = training.updaters.StandardUpdater(train_iter, optimizer, device=device)
+
+    stamps = [time.perf_counter()]
+
+    @training.make_extension(trigger=(1, "epoch"), priority=training.extension.PRIORITY_READER - 1)
+    def stamp(trainer: Any) -> None:
+        if settings.device == "cuda":
+            chainer.backends.cuda.cupy.cuda.Device().synchronize()
+        stamps.append(time.perf_counter())
+
+    with tempfile.TemporaryDirectory(prefix="benchmark-chainer-") as out:
+        trainer = training.Trainer(updater, (settings.total_epochs, "epoch"), out=out)
+        trainer.extend(extensions.Evaluator(val_iter, model, device=device))
+        log_report = extensions.LogReport()
+        trainer.extend(log_report)
+        trainer.extend(stamp)
+        trainer.run()
+    seconds = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    return seconds, float(log_report.log[-1]["validation/main/accuracy"])
+
+
+def run_floor(settings: Settings) -> tuple[list[float], float]:
+    """(6) The compute-only floor: the same model and Adam over pre-scaled float tensors already in memory."""
+    import torch
+    import torch.nn.functional as F
+
+    from mnist_lightning.models import build_predictor
+
+    torch.manual_seed(SEED)
+    device = _torch_device(settings)
+    x_train, t_train, x_val, t_val = (torch.from_numpy(a).to(device) for a in _scaled_arrays(settings))
+    model = build_predictor(settings.model, N_UNITS).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def one_epoch() -> float:
+        model.train()
+        for batch in torch.randperm(len(t_train), device=device).split(TRAIN_BATCH):
+            optimizer.zero_grad()
+            F.cross_entropy(model(x_train[batch]), t_train[batch]).backward()
+            optimizer.step()
+        model.eval()
+        with torch.inference_mode():
+            correct = sum(
+                (model(x).argmax(dim=1) == t).sum()
+                for x, t in zip(x_val.split(EVAL_BATCH), t_val.split(EVAL_BATCH), strict=True)
+            )
+        return int(correct) / len(t_val)
+
+    return _time_epochs(settings, one_epoch)
+
+
+RUNNERS: dict[str, Callable[[Settings], tuple[list[float], float]]] = {
+    "template": run_template,
+    "no_extensions": run_no_extensions,
+    "plain_lightning": run_plain_lightning,
+    "hand_loop": run_hand_loop,
+    "chainer": run_chainer,
+    "floor": run_floor,
+}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Worker (one contender, in its own process)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB (2**20 bytes); ``ru_maxrss`` is KiB on Linux, bytes on macOS."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def worker_main(name: str, settings: Settings, result_path: str) -> int:
+    """Run one contender and write its epoch times, accuracy and peak memory as JSON to ``result_path``."""
+    if name != "chainer":
+        import torch
+
+        torch.set_num_threads(settings.threads)
+    try:
+        seconds, accuracy = RUNNERS[name](settings)
+    except Skip as reason:
+        result: dict[str, Any] = {"skipped": str(reason)}
+    else:
+        result = {
+            "warmup_seconds": seconds[:WARMUP_EPOCHS],
+            "epoch_seconds": seconds[WARMUP_EPOCHS:],
+            "val_accuracy": accuracy,
+            "peak_rss_mb": peak_rss_mb(),
+            "torch_threads": sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None,
+        }
+    Path(result_path).write_text(json.dumps(result))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Driver: interleaved rounds of children, then the table, the goals and the JSON
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """Everything measured for one contender across rounds, or why it was not measured."""
+
+    epoch_seconds: list[float] = field(default_factory=list)
+    peak_rss_mb: float = 0.0
+    val_accuracy: float = float("nan")
+    torch_threads: int | None = None  # as the child saw it: evidence that every contender got the same
+    problem: str | None = None  # "not installed ..." or "failed: <last stderr line>"
+    failed: bool = False
+
+    @property
+    def s_per_epoch(self) -> float:
+        """Median seconds per epoch over every timed epoch of every round."""
+        return statistics.median(self.epoch_seconds)
+
+
+def run_child(name: str, settings: Settings) -> dict[str, Any]:
+    """Run ``--worker name`` in a fresh interpreter; its result dict, or ``{"failed": last stderr line}``."""
+    env = dict(os.environ)
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[variable] = str(settings.threads)
+    with tempfile.TemporaryDirectory(prefix="benchmark-") as folder:
+        result_path = os.path.join(folder, "result.json")
+        argv = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--result", result_path]
+        child = subprocess.run(argv + settings.worker_argv(), cwd=REPO, env=env, capture_output=True, text=True)
+        if child.returncode == 0 and os.path.isfile(result_path):
+            return json.loads(Path(result_path).read_text())
+    lines = [line.strip() for line in child.stderr.splitlines() if line.strip()]
+    return {"failed": lines[-1] if lines else f"exit status {child.returncode}"}
+
+
+def run_rounds(names: list[str], settings: Settings, repeats: int) -> dict[str, Outcome]:
+    """Run every contender once per round, rotating the order each round; a failed or skipped one is not rerun."""
+    outcomes = {name: Outcome() for name in names}
+    for round_index in range(repeats):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            outcome = outcomes[name]
+            if outcome.problem is not None:
+                continue
+            result = run_child(name, settings)
+            if "failed" in result:
+                outcome.problem, outcome.failed = f"failed: {result['failed']}", True
+            elif "skipped" in result:
+                outcome.problem = result["skipped"]
+            else:
+                outcome.epoch_seconds += result["epoch_seconds"]
+                outcome.peak_rss_mb = max(outcome.peak_rss_mb, result["peak_rss_mb"])
+                outcome.val_accuracy = result["val_accuracy"]
+                outcome.torch_threads = result["torch_threads"]
+            status = outcome.problem or f"{statistics.median(result['epoch_seconds']):.2f} s/epoch"
+            print(f"round {round_index + 1}/{repeats}: {name}: {status}", file=sys.stderr, flush=True)
+    return outcomes
+
+
+def _version(package: str) -> str:
+    """The installed version of ``package``, or 'not installed'."""
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (falls back to platform.processor())."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def describe_machine(settings: Settings, repeats: int) -> dict[str, Any]:
+    """The facts the header line and the JSON report: CPU, cores, versions, device, threads, date, settings."""
+    machine: dict[str, Any] = {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "usable_cores": _usable_cores(),
+        "threads": settings.threads,
+        "python": platform.python_version(),
+        "torch": _version("torch"),
+        "lightning": _version("lightning"),
+        "chainer": _version("chainer"),
+        "device": settings.device,
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "model": settings.model,
+        "warmup_epochs": WARMUP_EPOCHS,
+        "timed_epochs": settings.epochs,
+        "repeats": repeats,
+    }
+    if settings.device == "cuda":
+        import torch
+
+        machine["gpu"] = torch.cuda.get_device_name(0)
+    if settings.limit_batches is not None:
+        machine["limit_batches"] = settings.limit_batches
+    return machine
+
+
+def header_line(machine: dict[str, Any]) -> str:
+    """One line saying where and how the benchmark ran."""
+    device = machine["device"] + (f" ({machine['gpu']})" if "gpu" in machine else "")
+    limit = f", first {machine['limit_batches']} batches only" if "limit_batches" in machine else ""
+    return (
+        f"Machine: {machine['cpu']}, {machine['cores']} cores ({machine['usable_cores']} usable), "
+        f"torch {machine['torch']} with {machine['threads']} threads for every contender, "
+        f"lightning {machine['lightning']}, chainer {machine['chainer']}, Python {machine['python']}, "
+        f"device {device}, {machine['date']}. Model {machine['model']}, median of {machine['timed_epochs']} timed "
+        f"epoch(s) after {machine['warmup_epochs']} warm-up x {machine['repeats']} round(s){limit}."
+    )
+
+
+def _ratio(outcomes: dict[str, Outcome], name: str, reference: str) -> str:
+    """``name``'s seconds per epoch over ``reference``'s, formatted, or '–' when either was not measured."""
+    a, b = outcomes.get(name), outcomes.get(reference)
+    if a is None or b is None or a.problem or b.problem:
+        return "–"
+    return f"{a.s_per_epoch / b.s_per_epoch:.2f}"
+
+
+def markdown_table(outcomes: dict[str, Outcome]) -> str:
+    """The results as a Markdown table, one row per contender in CONTENDERS order."""
+    rows = [
+        "| contender | s/epoch (median) | ×floor | ×hand_loop | peak RSS MB | val accuracy |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name in (n for n in CONTENDERS if n in outcomes):
+        outcome = outcomes[name]
+        if outcome.problem:
+            rows.append(f"| {name} | {outcome.problem} | | | | |")
+            continue
+        rows.append(
+            f"| {name} | {outcome.s_per_epoch:.2f} | {_ratio(outcomes, name, 'floor')} | "
+            f"{_ratio(outcomes, name, 'hand_loop')} | {outcome.peak_rss_mb:.0f} | {outcome.val_accuracy:.4f} |"
+        )
+    return "\n".join(rows)
+
+
+def goal_lines(outcomes: dict[str, Outcome], device: str) -> list[str]:
+    """Issue 5's goals, each with its measured ratio and PASS/MISS (figures to read, not assertions)."""
+
+    def measured(name: str) -> Outcome | None:
+        outcome = outcomes.get(name)
+        return outcome if outcome is not None and outcome.problem is None else None
+
+    # (text, numerator, denominator, which figure, limit, "le": ratio must be <= limit, "ge": >= limit)
+    goals = [
+        ("template ≤ 1.10 × hand_loop (time)", "template", "hand_loop", "time", 1.10, "le"),
+        ("template ≤ 1.25 × floor (time)", "template", "floor", "time", 1.25, "le"),
+        ("template ≤ 1.03 × no_extensions (time)", "template", "no_extensions", "time", 1.03, "le"),
+        ("template ≥ 3 × faster than chainer (chainer / template)", "chainer", "template", "time", 3.0, "ge"),
+        ("template ≤ 1.2 × plain_lightning (peak RSS)", "template", "plain_lightning", "rss", 1.2, "le"),
+    ]
+    title = "Goals (CPU)" if device == "cpu" else "Goals (set for CPU; shown for reference on cuda)"
+    lines = [f"{title}:"]
+    for text, top, bottom, figure, limit, sense in goals:
+        a, b = measured(top), measured(bottom)
+        if a is None or b is None:
+            missing = " and ".join(n for n, o in ((top, a), (bottom, b)) if o is None)
+            lines.append(f"- {text}: n/a ({missing} not measured)")
+            continue
+        ratio = a.s_per_epoch / b.s_per_epoch if figure == "time" else a.peak_rss_mb / b.peak_rss_mb
+        ok = ratio <= limit if sense == "le" else ratio >= limit
+        lines.append(f"- {text}: {ratio:.2f} → {'PASS' if ok else 'MISS'}")
+    return lines
+
+
+def results_json(machine: dict[str, Any], outcomes: dict[str, Outcome]) -> dict[str, Any]:
+    """The ``--json`` document: machine facts, measured results, and why any contender was not measured."""
+    results = {
+        name: {
+            "s_per_epoch": outcome.s_per_epoch,
+            "peak_rss_mb": outcome.peak_rss_mb,
+            "val_accuracy": outcome.val_accuracy,
+            "epoch_seconds": outcome.epoch_seconds,
+            "torch_threads": outcome.torch_threads,
+        }
+        for name, outcome in outcomes.items()
+        if outcome.problem is None
+    }
+    not_measured = {name: outcome.problem for name, outcome in outcomes.items() if outcome.problem is not None}
+    return {"machine": machine, "results": results, "not_measured": not_measured}
+
+
+def _check_environment(args: argparse.Namespace) -> str | None:
+    """One sentence saying why this run cannot start (no MNIST files, no GPU), or None."""
+    from mnist_lightning.mnist import MNISTDataError, check_files_present
+
+    try:
+        check_files_present(args.data_dir)
+    except MNISTDataError as error:
+        return str(error)
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            return "--device cuda was asked for, but PyTorch sees no CUDA GPU on this machine."
+    if args.json is not None and os.path.isdir(args.json):
+        return f"--json {args.json} is a folder; give a file path."
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: a worker when ``--worker`` is given, else the whole benchmark; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    settings = Settings(
+        model=args.model,
+        epochs=args.epochs,
+        device=args.device,
+        threads=args.threads or _usable_cores(),
+        data_dir=os.path.abspath(args.data_dir),
+        limit_batches=args.limit_batches,
+    )
+    if args.worker is not None:
+        if args.result is None:
+            print("benchmark.py: error: --worker needs --result PATH.", file=sys.stderr)
+            return 2
+        return worker_main(args.worker, settings, args.result)
+
+    problem = _check_environment(args)
+    if problem is not None:
+        print(f"benchmark.py: error: {problem}", file=sys.stderr)
+        return 2
+    machine = describe_machine(settings, args.repeats)
+    outcomes = run_rounds(args.only, settings, args.repeats)
+    print(header_line(machine))
+    print()
+    print(markdown_table(outcomes))
+    print()
+    print("\n".join(goal_lines(outcomes, settings.device)))
+    if args.json is not None:
+        Path(args.json).write_text(json.dumps(results_json(machine, outcomes), indent=2) + "\n")
+    return 1 if any(outcome.failed for outcome in outcomes.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
