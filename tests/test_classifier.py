@@ -7,6 +7,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.loggers import Logger
 from torch import nn
 
 from mnist_lightning.classifier import OPTIMIZERS, Classifier, make_optimizer
@@ -42,11 +43,44 @@ def test_lr_overrides_and_unknown_name() -> None:
     assert set(OPTIMIZERS) == {"adam", "chainer_adam", "sgd", "momentum_sgd", "adadelta", "adagrad", "rmsprop", "adamw"}
 
 
+class Recorder(Logger):
+    """A logger that keeps what Lightning writes: {step: {name: value}}."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: dict[int, dict[str, float]] = {}
+
+    @property
+    def name(self) -> str:
+        return "recorder"
+
+    @property
+    def version(self) -> int:
+        return 0
+
+    def log_hyperparams(self, params: object, *args: object, **kwargs: object) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.written.setdefault(step, {}).update(metrics)
+
+
+class Outputs(L.Callback):
+    def __init__(self) -> None:
+        self.steps: list[dict[str, float]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.steps.append({k: float(v) for k, v in outputs.items()})
+
+
 def test_logs_chainer_observation_names(tiny_mnist: Path, tmp_path: Path) -> None:
     model = Classifier("mlp", n_units=20, optimizer="momentum_sgd", lr=0.1)
+    recorder, outputs = Recorder(), Outputs()
     trainer = L.Trainer(
         max_epochs=1,
-        logger=False,
+        logger=recorder,
+        log_every_n_steps=4,
+        callbacks=[outputs],
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -54,8 +88,16 @@ def test_logs_chainer_observation_names(tiny_mnist: Path, tmp_path: Path) -> Non
     )
     dm = MNISTDataModule(tiny_mnist, batch_size=16, test_batch_size=20)
     trainer.fit(model, datamodule=dm)
-    names = set(trainer.callback_metrics)
-    assert {"main/loss", "main/accuracy", "validation/main/loss", "validation/main/accuracy"} <= names
+    # every step returns its observation for the extensions ...
+    assert len(outputs.steps) == 10
+    assert all(set(step) == {"loss", "main/loss", "main/accuracy"} for step in outputs.steps)
+    # ... and the logger gets the same values on the steps it writes (every log_every_n_steps)
+    written = {step: values for step, values in recorder.written.items() if "main/loss" in values}
+    assert sorted(written) == [3, 7]
+    for step in (3, 7):
+        assert written[step]["main/loss"] == pytest.approx(outputs.steps[step]["main/loss"])
+        assert written[step]["main/accuracy"] == pytest.approx(outputs.steps[step]["main/accuracy"])
+    assert {"validation/main/loss", "validation/main/accuracy"} <= set(trainer.callback_metrics)
     results = trainer.test(model, datamodule=dm, verbose=False)[0]
     assert set(results) == {"test/main/loss", "test/main/accuracy"}
     assert 0.0 <= results["test/main/accuracy"] <= 1.0

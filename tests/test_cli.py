@@ -7,9 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, write_idx
 
 TRAIN = str(REPO / "scripts" / "train.py")
 
@@ -70,6 +71,39 @@ def test_corrupt_data_file(tmp_path: Path, tiny_mnist: Path) -> None:
     path.write_bytes(path.read_bytes()[:1000])
     result = train(["--data-dir", str(tiny_mnist), "-e", "1"], tmp_path)
     assert_one_sentence(result, "is truncated")
+
+
+def corrupt(raw: Path, how: str) -> None:
+    """Spoil the tiny MNIST in one of the ways a download or a copy goes wrong."""
+    if how == "missing":
+        (raw / "train-labels-idx1-ubyte").unlink()
+    elif how == "wrong magic":
+        write_idx(raw / "train-images-idx3-ubyte", np.zeros((200, 28, 28), np.uint8), magic=0x0801)
+    elif how == "wrong size":
+        write_idx(raw / "t10k-images-idx3-ubyte", np.zeros((50, 32, 32), np.uint8))
+    elif how == "count mismatch":
+        write_idx(raw / "train-labels-idx1-ubyte", np.zeros(199, np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("how", "pattern"),
+    [
+        ("missing", "train-labels-idx1-ubyte not found in .*MNIST/raw"),
+        ("wrong magic", "not an MNIST IDX file: magic number 2049, expected 2051"),
+        ("wrong size", r"images of shape \(32, 32\), expected \(28, 28\)"),
+        ("count mismatch", "has 200 images but .* has 199 labels"),
+    ],
+)
+def test_bad_data_files(how: str, pattern: str, tmp_path: Path, tiny_mnist: Path) -> None:
+    corrupt(tiny_mnist / "MNIST" / "raw", how)
+    result = train(["--data-dir", str(tiny_mnist), "-o", str(tmp_path / "out")], tmp_path)
+    assert_one_sentence(result, pattern)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "lightning_logs").exists()
+
+
+def test_out_not_writable(tmp_path: Path, tiny_mnist: Path) -> None:
+    result = train(["--data-dir", str(tiny_mnist), "-o", "/proc/mnist-lightning-out"], tmp_path)
+    assert_one_sentence(result, "is not writable")
 
 
 def test_resume_missing_and_not_a_checkpoint(tmp_path: Path, tiny_mnist: Path) -> None:

@@ -98,11 +98,23 @@ class Classifier(L.LightningModule):
         accuracy = (y.detach().argmax(dim=1) == t).float().mean()
         return loss, accuracy
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        """Returns the loss and this step's observation; the Chainer-style extensions read the observation there.
+
+        ``self.log`` costs about 0.3 ms of Python a call in Lightning 2.6, a tenth of a LeNet step on a CPU, and
+        the logger only writes step values every ``log_every_n_steps``, so the values go to ``self.log`` (and
+        TensorBoard) on exactly those steps.
+        """
         loss, accuracy = self._loss_and_accuracy(batch)
-        self.log("main/loss", loss.detach(), on_step=True, on_epoch=False)
-        self.log("main/accuracy", accuracy, on_step=True, on_epoch=False)
-        return loss
+        observation = {"main/loss": loss.detach(), "main/accuracy": accuracy}
+        if self._logger_writes_this_step():
+            self.log_dict(observation, on_step=True, on_epoch=False)
+        return {"loss": loss, **observation}
+
+    def _logger_writes_this_step(self) -> bool:
+        """Lightning's rule for writing step values: every ``log_every_n_steps`` optimizer steps."""
+        every = self.trainer.log_every_n_steps
+        return every > 0 and ((self.global_step + 1) % every == 0 or self.trainer.fast_dev_run)
 
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], prefix: str) -> torch.Tensor:
         loss, accuracy = self._loss_and_accuracy(batch)

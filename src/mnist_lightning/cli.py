@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import sys
+import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -188,12 +189,21 @@ def _logger_version(resume: str | None, out: str | None) -> int | str | None:
 
 
 def _check_out(out: str) -> None:
-    path = Path(out)
+    """Try the output folder for real (permissions alone say nothing to root), leaving no folder behind."""
+    path = Path(out).absolute()
     if path.exists() and not path.is_dir():
         raise UsageError(f"--out {out} is a file, not a folder.")
-    existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
-    if not os.access(existing, os.W_OK):
-        raise UsageError(f"--out {out} is not writable.")
+    created = [p for p in (path, *path.parents) if not p.exists()]
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError:
+        raise UsageError(f"--out {out} is not writable.") from None
+    finally:
+        for folder in created:  # deepest first
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
 
 
 def chainer_extensions(args: argparse.Namespace) -> list[Callback]:

@@ -156,3 +156,26 @@ def test_autoload_accepts_an_explicit_ckpt_path(tmp_path: Path) -> None:
     latest = find_latest_snapshot(str(tmp_path))
     make_trainer(resumed, max_epochs=2).fit(FixedModule(), train_loader(), val_loader(), ckpt_path=latest)
     assert [e["epoch"] for e in resumed[2].log] == [1, 2]
+
+
+def test_snapshot_carries_rng_states_that_resume_continues_from() -> None:
+    import random
+
+    import numpy as np
+
+    from mnist_lightning.extensions.snapshot import restore_rng_states, rng_states
+
+    torch.manual_seed(3)
+    random.seed(3)
+    np.random.seed(3)
+    saved = rng_states()
+    expected = (torch.rand(3), random.random(), np.random.rand())
+    torch.manual_seed(99)
+    random.seed(99)
+    np.random.seed(99)
+    buffer = io.BytesIO()
+    torch.save(saved, buffer)
+    buffer.seek(0)
+    restore_rng_states(torch.load(buffer, weights_only=True))
+    assert torch.equal(torch.rand(3), expected[0])
+    assert random.random() == expected[1] and np.random.rand() == expected[2]

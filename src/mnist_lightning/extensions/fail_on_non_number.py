@@ -18,11 +18,13 @@ class NonNumberError(RuntimeError):
 
 
 class FailOnNonNumber(Extension):
-    """Checks parameters, gradients and the loss every iteration with one fused max-abs reduction on the device.
+    """Stops training when the loss, a gradient or a parameter becomes NaN or infinite.
 
-    The result is kept on the device (no host sync per step) together with the first failing iteration; the
-    host looks at it at ``trigger`` (default every iteration, as Chainer; pass ``(1, 'epoch')`` to sync once an
-    epoch) and raises ``NonNumberError`` (a ``RuntimeError``) naming the first bad iteration.
+    Every iteration it checks the loss on the device (no host sync) and remembers the first iteration whose
+    loss was not finite; at ``trigger`` (default every iteration, as Chainer; ``(1, 'epoch')`` syncs once an
+    epoch) it also checks every parameter and gradient with one fused reduction, then raises ``NonNumberError``
+    (a ``RuntimeError``) naming the first bad iteration. A non-finite gradient or parameter makes the next loss
+    non-finite, so checking those only at the trigger still finds where training diverged.
     """
 
     priority = PRIORITY_READER
@@ -39,26 +41,28 @@ class FailOnNonNumber(Extension):
         self._loss = loss.detach() if isinstance(loss, torch.Tensor) else None
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
+    def _mark(self, bad: torch.Tensor, iteration: int) -> None:
+        if self._first_bad is None:
+            self._first_bad = torch.full((), -1, dtype=torch.long, device=bad.device)
+        self._first_bad = torch.where(bad & (self._first_bad < 0), iteration, self._first_bad)
+
     def run(self, step: Step) -> None:
-        tensors = [p.detach() for p in step.pl_module.parameters()]
-        tensors += [p.grad.detach() for p in step.pl_module.parameters() if p.grad is not None]
         if self._loss is not None:
-            tensors.append(self._loss.reshape(-1))
-        if tensors:
-            worst = torch.nn.utils.get_total_norm(tensors, norm_type=math.inf, foreach=True)
-            bad = ~torch.isfinite(worst)
-            if self._first_bad is None:
-                self._first_bad = torch.full((), -1, dtype=torch.long, device=worst.device)
-            self._first_bad = torch.where(bad & (self._first_bad < 0), step.iteration, self._first_bad)
+            self._mark(~torch.isfinite(self._loss).all(), step.iteration)
         if self.trigger(step):
             self(step)
 
     def __call__(self, step: Step) -> None:
+        parameters = [p.detach() for p in step.pl_module.parameters()]
+        tensors = parameters + [p.grad.detach() for p in step.pl_module.parameters() if p.grad is not None]
+        if tensors:
+            worst = torch.nn.utils.get_total_norm(tensors, norm_type=math.inf, foreach=True)
+            self._mark(~torch.isfinite(worst), step.iteration)
         if self._first_bad is None:
             return
         first = int(self._first_bad.item())
         if first >= 0:
             raise NonNumberError(
-                f"Kill the process since parameters, gradients or the loss diverged (NaN or inf) at iteration "
+                f"Kill the process since the loss, gradients or parameters diverged (NaN or inf) at iteration "
                 f"{first}. R.I.P."
             )

@@ -144,6 +144,25 @@ def read_lightning(trainer: pl.Trainer, phase: str) -> _LightningView:
     return _LightningView([], keys, False)
 
 
+def returned_observation(outputs: Any) -> dict[str, Any]:
+    """The scalar entries, other than ``loss``, of the dict a ``training_step`` returned.
+
+    This is the cheap way to report: Lightning hands the returned dict to ``on_train_batch_end`` as it is,
+    while each ``self.log`` call costs about 0.3 ms of Python per step in Lightning 2.6.
+    """
+    if not isinstance(outputs, Mapping):
+        return {}
+    return {
+        key: value
+        for key, value in outputs.items()
+        if key != "loss"
+        and (
+            (isinstance(value, torch.Tensor) and value.dim() == 0)
+            or (isinstance(value, (int, float)) and not isinstance(value, bool))
+        )
+    }
+
+
 def atomic_write(path: str, data: str | bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
     folder = os.path.dirname(path) or "."
@@ -188,13 +207,14 @@ class _Driver:
             step, self.pending = self.pending, None
             self.run(step)
 
-    def batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch_idx: int) -> None:
+    def batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch_idx: int) -> None:
         self.flush()
         view = read_lightning(trainer, "train")
         for name, value in view.step_values:
             if self.seen.get(name) is not value:  # a key not logged this step keeps last step's cache
                 self.seen[name] = value
                 self.observation[name] = value
+        self.observation.update(returned_observation(outputs))
         n = trainer.num_training_batches
         epoch = trainer.current_epoch
         if isinstance(n, int) or (isinstance(n, float) and math.isfinite(n)):
@@ -310,7 +330,7 @@ class Extension(Callback):
     ) -> None:
         driver = self._driver(trainer)
         if driver is not None:
-            driver.batch_end(trainer, pl_module, batch_idx)
+            driver.batch_end(trainer, pl_module, outputs, batch_idx)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         driver = self._driver(trainer)
