@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from ext_helpers import FixedModule, make_trainer, train_loader, val_loader
@@ -187,6 +188,20 @@ def test_plot_report_writes_png_and_keeps_points(tmp_path: Path) -> None:
     assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p[0] for p in cbs[0].data["main/loss"]] == [8, 16]
     assert cbs[0].state_dict()["extension"]["data"]["validation/main/loss"][0][0] == 8
+
+
+def test_plot_report_redraw_interval_holds_drawing_back_until_the_end(tmp_path: Path) -> None:
+    drawn: list[bytes] = []
+
+    class Look(L.Callback):
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            drawn.append((tmp_path / "loss.png").read_bytes())
+
+    plot = PlotReport(["main/loss"], x_key="epoch", out=str(tmp_path), filename="loss.png", redraw_interval=1e9)
+    make_trainer([plot, Look()], max_epochs=3).fit(FixedModule(), train_loader())
+    assert drawn[0] == drawn[1] == drawn[2]  # drawn once at epoch 1, then held back ...
+    assert [p[0] for p in plot.data["main/loss"]] == [1, 2, 3]  # ... while every point is kept ...
+    assert (tmp_path / "loss.png").read_bytes() != drawn[2]  # ... and drawn when training ends
 
 
 def test_progress_bar_plain_lines_when_not_a_terminal_and_replaces_tqdm() -> None:

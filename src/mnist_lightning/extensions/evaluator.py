@@ -55,9 +55,8 @@ class Evaluator(Extension):
         self.weighted = weighted
         self.eval_func = eval_func
 
-    @property
-    def state_key(self) -> str:
-        return self._generate_state_key(name=self.name)
+    def _state_key_fields(self) -> dict[str, Any]:
+        return dict(name=self.name)
 
     def _rename(self, key: str) -> str:
         if key.startswith("validation/"):

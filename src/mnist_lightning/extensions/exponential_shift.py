@@ -44,9 +44,8 @@ class ExponentialShift(Extension):
         self._t = 0
         self._last_value: float | None = None
 
-    @property
-    def state_key(self) -> str:
-        return self._generate_state_key(attr=self._attr, optimizer_index=self._optimizer_index)
+    def _state_key_fields(self) -> dict[str, Any]:
+        return dict(attr=self._attr, optimizer_index=self._optimizer_index)
 
     def _optimizer(self, trainer: pl.Trainer) -> torch.optim.Optimizer:
         return trainer.optimizers[self._optimizer_index]

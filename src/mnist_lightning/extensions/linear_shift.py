@@ -35,9 +35,8 @@ class LinearShift(Extension):
         self._t = 0
         self._last_value: float | None = None
 
-    @property
-    def state_key(self) -> str:
-        return self._generate_state_key(attr=self._attr, optimizer_index=self._optimizer_index)
+    def _state_key_fields(self) -> dict[str, Any]:
+        return dict(attr=self._attr, optimizer_index=self._optimizer_index)
 
     def _next_value(self) -> float:
         (t1, t2), (v1, v2) = self._time_range, self._value_range

@@ -56,9 +56,8 @@ class LogReport(Extension):
         self.elapsed_time = ElapsedTime()
         self._jsonl_synced: set[str] = set()
 
-    @property
-    def state_key(self) -> str:
-        return self._generate_state_key(filename=self._filename)
+    def _state_key_fields(self) -> dict[str, Any]:
+        return dict(filename=self._filename)
 
     @property
     def log(self) -> list[dict[str, Any]]:

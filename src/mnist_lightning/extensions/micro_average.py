@@ -26,9 +26,8 @@ class MicroAverage(Extension):
         self._numerator: Any = 0
         self._denominator: Any = 0
 
-    @property
-    def state_key(self) -> str:
-        return self._generate_state_key(result_key=self._result_key)
+    def _state_key_fields(self) -> dict[str, Any]:
+        return dict(result_key=self._result_key)
 
     def run(self, step: Step) -> None:
         obs = step.observation

@@ -79,7 +79,9 @@ class Summary:
                 value = float(value)
             else:
                 continue
-            self._sums[key] = self._sums.get(key, 0.0) + weight * value
+            if weight != 1:
+                value = value * weight
+            self._sums[key] = self._sums[key] + value if key in self._sums else value
             self._counts[key] = self._counts.get(key, 0) + weight
 
     def local_means(self) -> dict[str, Any]:
@@ -215,6 +217,9 @@ class _Driver:
                 self.seen[name] = value
                 self.observation[name] = value
         self.observation.update(returned_observation(outputs))
+        for name, value in self.observation.items():  # once here rather than in every extension's summary
+            if isinstance(value, torch.Tensor) and value.dtype != torch.float64:
+                self.observation[name] = value.detach().to(torch.float64)
         n = trainer.num_training_batches
         epoch = trainer.current_epoch
         if isinstance(n, int) or (isinstance(n, float) and math.isfinite(n)):
@@ -269,8 +274,17 @@ class Extension(Callback):
 
     @property
     def state_key(self) -> str:
-        """Unique per instance in a Trainer: give ``name=`` to two extensions of the same class."""
-        return self.__class__.__qualname__ if self.name is None else self._generate_state_key(name=self.name)
+        """Unique per instance in a Trainer; cached, since Lightning asks for it at every hook call."""
+        key = self.__dict__.get("_cached_state_key")
+        if key is None:
+            fields = self._state_key_fields()
+            key = self.__class__.__qualname__ if fields is None else self._generate_state_key(**fields)
+            self.__dict__["_cached_state_key"] = key
+        return key
+
+    def _state_key_fields(self) -> dict[str, Any] | None:
+        """What tells two extensions of this class apart: ``name=`` here; ``None`` means the class name alone."""
+        return None if self.name is None else {"name": self.name}
 
     def __call__(self, step: Step) -> None:
         """Do the extension's work at an iteration where its trigger fired."""

@@ -23,9 +23,8 @@ class ObserveValue(Extension):
         self.observation_key = observation_key
         self.target_func = target_func
 
-    @property
-    def state_key(self) -> str:
-        return self._generate_state_key(key=self.observation_key)
+    def _state_key_fields(self) -> dict[str, Any]:
+        return dict(key=self.observation_key)
 
     def __call__(self, step: Step) -> None:
         step.observation[self.observation_key] = self.target_func(step.trainer)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,8 +17,11 @@ if TYPE_CHECKING:
 class PlotReport(Extension):
     """Averages ``y_keys`` over each interval, appends ``(x, mean)`` and saves ``out/filename`` at ``trigger``.
 
-    ``x_key`` is ``'iteration'``, ``'epoch'`` or an observed key. The legend sits outside the axes and the file is
-    written only when there is data, as Chainer; the points travel in checkpoints. Rank 0 draws.
+    ``x_key`` is ``'iteration'``, ``'epoch'`` or an observed key. The file is written only when there is data, as
+    Chainer, with the legend outside the axes (above them here, beside them in Chainer); the points travel in
+    checkpoints. Rank 0 draws, with matplotlib's Agg renderer. A plot costs tens of milliseconds, a lot next to a
+    short epoch on a GPU: ``redraw_interval=S`` redraws at most every S seconds (and once more when training
+    ends), while every point is still recorded at its trigger.
     """
 
     priority = PRIORITY_READER
@@ -31,8 +36,12 @@ class PlotReport(Extension):
         marker: str | None = "x",
         grid: bool = True,
         out: str | None = None,
+        redraw_interval: float = 0.0,
     ) -> None:
         super().__init__(trigger)
+        self._redraw_interval = redraw_interval
+        self._last_draw = -math.inf
+        self._undrawn: Summary | None = None
         self._y_keys = [y_keys] if isinstance(y_keys, str) else list(y_keys)
         self._x_key = x_key
         self._postprocess = postprocess
@@ -43,10 +52,12 @@ class PlotReport(Extension):
         self.out: str | None = out
         self._summary = Summary()
         self._data: dict[str, list[list[float]]] = {k: [] for k in self._y_keys}
+        self._figure: Any = None
+        self._lines: dict[str, Any] = {}
+        self._legend_keys: list[str] = []
 
-    @property
-    def state_key(self) -> str:
-        return self._generate_state_key(filename=self._filename)
+    def _state_key_fields(self) -> dict[str, Any]:
+        return dict(filename=self._filename)
 
     @property
     def data(self) -> dict[str, list[list[float]]]:
@@ -75,32 +86,69 @@ class PlotReport(Extension):
             if k in stats:
                 self._data[k].append([x, stats[k]])
         if step.trainer.is_global_zero:
+            self._undrawn = summary
+            if time.monotonic() - self._last_draw >= self._redraw_interval:
+                self._draw_pending()
+
+    def finalize(self, trainer: pl.Trainer) -> None:
+        """Draw the points that a ``redraw_interval`` held back, when training ends (or fails)."""
+        self._draw_pending()
+
+    def _draw_pending(self) -> None:
+        if self._undrawn is not None:
+            summary, self._undrawn = self._undrawn, None
             self._draw(summary)
+            self._last_draw = time.monotonic()
 
     def _draw(self, summary: Summary) -> None:
-        import matplotlib
+        """Save the plot; without ``postprocess`` one figure is kept and only its lines are updated.
 
-        matplotlib.use("Agg", force=False)
-        from matplotlib.figure import Figure
-
-        fig = Figure()
-        ax = fig.add_subplot(111)
-        ax.set_xlabel(self._x_key)
-        if self._grid:
-            ax.grid()
+        Rebuilding the figure and fitting a tight bounding box cost about 65 ms a plot on this project's CPU, a
+        few percent of a LeNet epoch; updating a kept figure laid out once (legend above the axes) costs half.
+        """
+        figure, axes = self._figure_and_axes()
+        lines = {}
         for k in self._y_keys:
             xy = self._data[k]
-            if xy:
-                ax.plot([p[0] for p in xy], [p[1] for p in xy], marker=self._marker, label=k)
-        if ax.has_data():
-            if self._postprocess is not None:
-                self._postprocess(fig, ax, summary)
-            legend = ax.legend(bbox_to_anchor=(1.05, 1), loc=2, borderaxespad=0.0)
-            os.makedirs(self.out or "result", exist_ok=True)
-            path = os.path.join(self.out or "result", self._filename)
-            tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp.png")
-            fig.savefig(tmp, bbox_extra_artists=(legend,), bbox_inches="tight")
-            os.replace(tmp, path)
+            if not xy:
+                continue
+            if self._postprocess is None and k in self._lines:
+                self._lines[k].set_data([p[0] for p in xy], [p[1] for p in xy])
+            else:
+                (self._lines[k],) = axes.plot([p[0] for p in xy], [p[1] for p in xy], marker=self._marker, label=k)
+            lines[k] = self._lines[k]
+        if not lines:
+            return
+        axes.relim()
+        axes.autoscale_view()
+        if self._postprocess is not None:
+            self._postprocess(figure, axes, summary)
+        if list(lines) != self._legend_keys:
+            if axes.get_legend() is not None:
+                axes.get_legend().remove()
+            axes.legend(loc="lower left", bbox_to_anchor=(0.0, 1.02, 1.0, 0.2), mode="expand", borderaxespad=0.0)
+            self._legend_keys = list(lines)
+        out = self.out or "result"
+        os.makedirs(out, exist_ok=True)
+        path = os.path.join(out, self._filename)
+        tmp = os.path.join(out, "." + self._filename + ".tmp.png")
+        figure.savefig(tmp)
+        os.replace(tmp, path)
+        if self._postprocess is not None:
+            self._figure = None  # a postprocess may change anything: start from a fresh figure each time
+
+    def _figure_and_axes(self) -> tuple[Any, Any]:
+        if self._figure is None:
+            from matplotlib.figure import Figure
+
+            self._figure = Figure()
+            self._figure.subplots_adjust(top=0.8)  # room for the legend above the axes
+            axes = self._figure.add_subplot(111)
+            axes.set_xlabel(self._x_key)
+            if self._grid:
+                axes.grid()
+            self._lines, self._legend_keys = {}, []
+        return self._figure, self._figure.axes[0]
 
     def extension_state(self) -> dict[str, Any]:
         return {"data": {k: [list(p) for p in v] for k, v in self._data.items()}, "summary": self._summary.state_dict()}

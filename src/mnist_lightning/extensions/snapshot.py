@@ -69,9 +69,8 @@ class Snapshot(Extension):
         self._out = out
         self.out: str | None = out
 
-    @property
-    def state_key(self) -> str:
-        return self._generate_state_key(filename=self.filename)
+    def _state_key_fields(self) -> dict[str, Any]:
+        return dict(filename=self.filename)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)

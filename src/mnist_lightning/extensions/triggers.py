@@ -193,9 +193,8 @@ class EarlyStoppingTrigger(Extension):
         else:
             raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
 
-    @property
-    def state_key(self) -> str:
-        return self._generate_state_key(monitor=self.monitor)
+    def _state_key_fields(self) -> dict[str, Any]:
+        return dict(monitor=self.monitor)
 
     def get_training_length(self) -> tuple[int | float, str] | None:
         """The length of ``max_trigger`` (what ProgressBar shows as the training length)."""
