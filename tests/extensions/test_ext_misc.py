@@ -23,6 +23,7 @@ from mnist_lightning.extensions import (
     MicroAverage,
     MinValueTrigger,
     PlotReport,
+    PrintReport,
     ProgressBar,
     Summary,
     observe_lr,
@@ -241,3 +242,25 @@ def test_a_returned_dict_is_an_observation_like_self_log(tmp_path: Path) -> None
     assert [entry["main/returned"] for entry in log.log] == per_epoch
     assert all("main/vector" not in entry and "loss" not in entry for entry in log.log)
     assert "main/loss" in log.log[0]  # what self.log reported still arrives beside it
+
+
+def test_call_before_training_writes_chainers_epoch_zero_entry(tmp_path: Path) -> None:
+    """As Chainer v7's MNIST example: Evaluator, LogReport and PrintReport also run once at iteration 0."""
+    out = io.StringIO()
+    log = LogReport(out=str(tmp_path), call_before_training=True)
+    callbacks = [
+        Evaluator(val_loader(), name="validation", call_before_training=True),
+        log,
+        PrintReport(["epoch", "iteration", "main/loss", "validation/main/loss"], out=out, call_before_training=True),
+    ]
+    module = FixedModule()
+    make_trainer(callbacks, max_epochs=2).fit(module, train_loader())
+    first = log.log[0]
+    assert list(first) == ["validation/main/loss", "validation/main/accuracy", "epoch", "iteration", "elapsed_time"]
+    assert (first["epoch"], first["iteration"]) == (0, 0)
+    assert first["validation/main/loss"] == pytest.approx(float(module.val_loss_table[0]))
+    assert [(e["epoch"], e["iteration"]) for e in log.log] == [(0, 0), (1, 8), (2, 16)]
+    rows = out.getvalue().split("\n")
+    assert rows[0].startswith("epoch       iteration   main/loss")
+    assert rows[1].startswith("\x1b[J0           0                       ")
+    assert json.loads((tmp_path / "log").read_text()) == log.log

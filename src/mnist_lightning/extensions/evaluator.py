@@ -47,8 +47,10 @@ class Evaluator(Extension):
         trigger: Any = (1, "epoch"),
         weighted: bool = False,
         eval_func: Callable[[Any, int], Any] | None = None,
+        *,
+        call_before_training: bool = False,
     ) -> None:
-        super().__init__(trigger)
+        super().__init__(trigger, call_before_training=call_before_training)
         self.dataloader = dataloader
         self.target = target
         self.name = name

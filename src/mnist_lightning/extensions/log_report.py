@@ -41,8 +41,10 @@ class LogReport(Extension):
         filename: str | None = "log",
         format: str = "json",
         out: str | None = None,
+        *,
+        call_before_training: bool = False,
     ) -> None:
-        super().__init__(trigger)
+        super().__init__(trigger, call_before_training=call_before_training)
         if format not in ("json", "jsonl"):
             raise ValueError(f"format must be 'json' or 'jsonl', got {format!r}")
         self._keys = list(keys) if keys is not None else None
@@ -82,6 +84,10 @@ class LogReport(Extension):
         self._summary.add(step.observation, self._keys)
         if self.trigger(step):
             self(step)
+
+    def before_training(self, step: Step) -> None:
+        self._summary.add(step.observation, self._keys)
+        self(step)
 
     def __call__(self, step: Step) -> None:
         entry: dict[str, Any] = dict(self._summary.compute_mean(step.trainer))

@@ -266,11 +266,15 @@ class Extension(Callback):
 
     priority: int = PRIORITY_READER
 
-    def __init__(self, trigger: Any = (1, "iteration"), name: str | None = None) -> None:
+    def __init__(
+        self, trigger: Any = (1, "iteration"), name: str | None = None, *, call_before_training: bool = False
+    ) -> None:
         from mnist_lightning.extensions.triggers import get_trigger
 
         self.trigger: Trigger = get_trigger(trigger)
         self.name = name
+        #: Chainer's ``trainer.extend(..., call_before_training=True)``: also run once at iteration 0.
+        self.call_before_training = call_before_training
 
     @property
     def state_key(self) -> str:
@@ -293,6 +297,10 @@ class Extension(Callback):
         """Called every iteration in priority order: evaluate the trigger, call the extension if it fires."""
         if self.trigger(step):
             self(step)
+
+    def before_training(self, step: Step) -> None:
+        """The iteration-0 call of an extension with ``call_before_training``: its work, whatever the trigger."""
+        self(step)
 
     def initialize(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Called at the start of training (after a checkpoint's state was restored)."""
@@ -338,6 +346,11 @@ class Extension(Callback):
         if driver is not None:
             for ext in driver.extensions:
                 ext.initialize(trainer, pl_module)
+            before = [ext for ext in driver.extensions if ext.call_before_training]
+            if before and trainer.global_step == 0:  # a fresh start, not a resume
+                step = Step(trainer, pl_module, iteration=0, epoch=0, epoch_detail=0.0)
+                for ext in before:
+                    ext.before_training(step)
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int

@@ -37,8 +37,10 @@ class PlotReport(Extension):
         grid: bool = True,
         out: str | None = None,
         redraw_interval: float = 0.0,
+        *,
+        call_before_training: bool = False,
     ) -> None:
-        super().__init__(trigger)
+        super().__init__(trigger, call_before_training=call_before_training)
         self._redraw_interval = redraw_interval
         self._last_draw = -math.inf
         self._undrawn: Summary | None = None
@@ -73,6 +75,10 @@ class PlotReport(Extension):
         self._summary.add(step.observation, self._y_keys)
         if self.trigger(step):
             self(step)
+
+    def before_training(self, step: Step) -> None:
+        self._summary.add(step.observation, self._y_keys)
+        self(step)
 
     def __call__(self, step: Step) -> None:
         stats: dict[str, Any] = dict(self._summary.compute_mean(step.trainer))

@@ -35,8 +35,15 @@ class PrintReport(Extension):
 
     priority = PRIORITY_READER
 
-    def __init__(self, entries: Sequence[str], log_report: str | LogReport = "LogReport", out: TextIO | None = None):
-        super().__init__(trigger=(1, "iteration"))
+    def __init__(
+        self,
+        entries: Sequence[str],
+        log_report: str | LogReport = "LogReport",
+        out: TextIO | None = None,
+        *,
+        call_before_training: bool = False,
+    ) -> None:
+        super().__init__(trigger=(1, "iteration"), call_before_training=call_before_training)
         self._entries = list(entries)
         self._log_report = log_report
         self._out = out
