@@ -128,3 +128,10 @@ def test_help_lists_chainer_and_lightning_flags(tmp_path: Path) -> None:
     assert result.returncode == 0
     for flag in ("--batchsize", "--epoch", "--unit", "--resume", "--accelerator", "--devices", "--strategy"):
         assert flag in result.stdout
+
+
+def test_fast_dev_run_writes_no_files(tmp_path: Path, tiny_mnist: Path) -> None:
+    result = train(["--data-dir", str(tiny_mnist), "--fast-dev-run", "-o", str(tmp_path / "out")], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "epoch       main/loss" in result.stdout
+    assert not (tmp_path / "out").exists() and not (tmp_path / "lightning_logs").exists()

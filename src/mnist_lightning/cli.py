@@ -15,23 +15,19 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
+import lightning as L
 import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import TensorBoardLogger
 
-from mnist_lightning.classifier import OPTIMIZERS
-from mnist_lightning.data import PIPELINES
-from mnist_lightning.extensions.fail_on_non_number import NonNumberError
+from mnist_lightning import extensions as E
+from mnist_lightning.classifier import OPTIMIZERS, Classifier
+from mnist_lightning.data import PIPELINES, MNISTDataModule
 from mnist_lightning.mnist import MNISTDataError
 from mnist_lightning.models import MODELS
-from mnist_lightning.weights import WeightsError
-
-if TYPE_CHECKING:
-    from lightning import Trainer
-    from lightning.pytorch.callbacks import Callback
-
-    from mnist_lightning.classifier import Classifier
-    from mnist_lightning.data import MNISTDataModule
+from mnist_lightning.weights import WeightsError, load_npz, save_npz
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 
@@ -207,20 +203,23 @@ def _check_out(out: str) -> None:
 
 
 def chainer_extensions(args: argparse.Namespace) -> list[Callback]:
-    """The extensions of Chainer's MNIST example, as callbacks: log, table, bar, snapshots, plots."""
-    from mnist_lightning import extensions as E
+    """The extensions of Chainer's MNIST example, as callbacks: log, table, bar, snapshots, plots.
 
+    ``--fast-dev-run`` keeps the console ones and writes no file, as Lightning does with its own outputs.
+    """
+    files = not args.fast_dev_run
     callbacks: list[Callback] = [
         E.FailOnNonNumber(trigger=(1, "epoch")),
-        E.LogReport(out=args.out),
+        E.LogReport(out=args.out, filename="log" if files else None),
         E.PrintReport(
             ["epoch", "main/loss", "validation/main/loss", "main/accuracy", "validation/main/accuracy", "elapsed_time"]
         ),
     ]
     if not args.no_progress:
         callbacks.append(E.ProgressBar())
-    callbacks.append(E.snapshot(trigger=(1, "epoch"), autoload=args.autoload, out=args.out))
-    if not args.noplot:
+    if files:
+        callbacks.append(E.snapshot(trigger=(1, "epoch"), autoload=args.autoload, out=args.out))
+    if files and not args.noplot:
         # A plot costs ~30 ms: redraw at most every 10 s (and at the end), not after every short epoch.
         for keys, filename in (
             (["main/loss", "validation/main/loss"], "loss.png"),
@@ -232,19 +231,11 @@ def chainer_extensions(args: argparse.Namespace) -> list[Callback]:
 
 def build(
     args: argparse.Namespace, extra_callbacks: Sequence[Callback] = ()
-) -> tuple[Trainer, Classifier, MNISTDataModule, str]:
+) -> tuple[L.Trainer, Classifier, MNISTDataModule, str]:
     """Check the arguments and build (trainer, model, datamodule, output folder) without training.
 
     ``extra_callbacks`` are appended to the Trainer's callbacks (the benchmark adds its epoch timer).
     """
-    import lightning as L
-    from lightning.pytorch.loggers import TensorBoardLogger
-
-    from mnist_lightning.classifier import Classifier
-    from mnist_lightning.data import MNISTDataModule
-    from mnist_lightning.extensions import apply_autoload
-    from mnist_lightning.weights import load_npz, save_npz
-
     _check_accelerator(args.accelerator)
     devices = _devices(args.devices)
     if args.out is not None:
@@ -293,7 +284,7 @@ def build(
     if args.export_init is not None and trainer.is_global_zero:
         save_npz(model.predictor, args.export_init, args.model, args.unit)
     if args.autoload:
-        apply_autoload(trainer)
+        E.apply_autoload(trainer)
         if trainer.ckpt_path is not None:
             _check_resume(trainer.ckpt_path, args)
     return trainer, model, datamodule, out
@@ -328,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     try:
         run(args)
-    except (UsageError, MNISTDataError, WeightsError, NonNumberError) as error:
+    except (UsageError, MNISTDataError, WeightsError, E.NonNumberError) as error:
         if args.debug:
             raise
         print(f"error: {error}", file=sys.stderr)
