@@ -391,7 +391,6 @@ def run_chainer(settings: Settings) -> tuple[list[float], float]:
         chainer = import_chainer()
     except ImportError:
         raise Skip("not installed") from None
-    import chainer.functions as F
     import chainer.links as CL
     import numpy
     from chainer import training
@@ -400,38 +399,25 @@ def run_chainer(settings: Settings) -> tuple[list[float], float]:
     if settings.device == "cuda" and not chainer.backends.cuda.available:
         raise Skip("not installed (CuPy, needed for --device cuda)")
     device = chainer.get_device("@cupy:0" if settings.device == "cuda" else "@numpy")
-
-    class LeNet(chainer.Chain):
-        def __init__(self) -> None:
-            super().__init__()
-            with self.init_scope():
-                self.conv1, self.conv2 = CL.Convolution2D(1, 6, 5), CL.Convolution2D(6, 16, 5)
-                self.fc1, self.fc2, self.fc3 = CL.Linear(256, 120), CL.Linear(120, 64), CL.Linear(64, 10)
-
-        def forward(self, x: Any) -> Any:
-            h = F.max_pooling_2d(F.relu(self.conv1(x)), 2)
-            h = F.max_pooling_2d(F.relu(self.conv2(h)), 2)
-            return self.fc3(F.relu(self.fc2(F.relu(self.fc1(h)))))
-
-    class MLP(chainer.Chain):
-        def __init__(self) -> None:
-            super().__init__()
-            with self.init_scope():
-                self.l1, self.l2, self.l3 = CL.Linear(784, N_UNITS), CL.Linear(N_UNITS, N_UNITS), CL.Linear(N_UNITS, 10)
-
-        def forward(self, x: Any) -> Any:
-            return self.l3(F.relu(self.l2(F.relu(self.l1(x)))))
+    sys.path.insert(0, str(REPO / "scripts"))
+    import train_chainer  # the Chainer reference's own predictors, optimizers and data split
 
     numpy.random.seed(SEED)  # Chainer's initializers and SerialIterator's shuffle draw from NumPy's global RNG
-    x_train, t_train, x_val, t_val = _scaled_arrays(settings)
-    train = chainer.datasets.TupleDataset(x_train, t_train.astype("int32"))
-    val = chainer.datasets.TupleDataset(x_val, t_val.astype("int32"))
+    n_train, n_val = (
+        (None, None)
+        if settings.limit_batches is None
+        else (
+            settings.limit_batches * TRAIN_BATCH,
+            settings.limit_batches * EVAL_BATCH,
+        )
+    )
+    train, val = train_chainer.get_mnist_split(settings.data_dir, SEED, n_train=n_train, n_val=n_val)
     train_iter = chainer.iterators.SerialIterator(train, TRAIN_BATCH)
     val_iter = chainer.iterators.SerialIterator(val, EVAL_BATCH, repeat=False, shuffle=False)
 
-    model = CL.Classifier(LeNet() if settings.model == "lenet" else MLP())
+    model = CL.Classifier(train_chainer.build_predictor(settings.model, N_UNITS))
     model.to_device(device)
-    optimizer = chainer.optimizers.Adam()
+    optimizer = train_chainer.make_optimizer("adam")
     optimizer.setup(model)
     updater = training.updaters.StandardUpdater(train_iter, optimizer, device=device)
 

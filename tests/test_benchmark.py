@@ -20,9 +20,9 @@ def _benchmark(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_tiny_run_prints_table_and_writes_json(mnist_dir: Path, tmp_path: Path) -> None:
-    """Four contenders on two batches: a row each, the goal lines, and a JSON of positive numbers."""
+    """Five contenders on two batches: a row each, the goal lines, and a JSON of positive numbers."""
     out = tmp_path / "bench.json"
-    names = ("floor", "hand_loop", "no_extensions", "template")
+    names = ("floor", "hand_loop", "no_extensions", "template", "chainer")
     run = _benchmark(
         "--data-dir", str(mnist_dir), "--epochs", "1", "--limit-batches", "2", "--threads", "1",
         "--only", ",".join(names), "--json", str(out),
@@ -32,9 +32,9 @@ def test_tiny_run_prints_table_and_writes_json(mnist_dir: Path, tmp_path: Path) 
     assert "| contender | s/epoch (median) | ×floor | ×hand_loop | peak RSS MB | val accuracy |" in run.stdout
     for name in names:
         assert f"| {name} | " in run.stdout
-    assert "| chainer | " not in run.stdout
+    assert "| plain_lightning | " not in run.stdout
     assert "- template ≤ 1.03 × no_extensions (time): " in run.stdout
-    assert "- template ≥ 3 × faster than chainer (chainer / template): n/a (chainer not measured)" in run.stdout
+    assert "- template ≤ 1.2 × plain_lightning (peak RSS): n/a (plain_lightning not measured)" in run.stdout
 
     report = json.loads(out.read_text())
     assert report["machine"]["threads"] == 1
