@@ -34,7 +34,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
+
+from mnist_lightning.arguments import OneLineParser, positive_int
 
 REPO = Path(__file__).resolve().parents[1]
 CONTENDERS = ("template", "no_extensions", "plain_lightning", "hand_loop", "chainer", "floor")
@@ -52,25 +54,6 @@ class Skip(Exception):
 # --------------------------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------------------------
-
-
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one sentence and exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        """Print ``message`` as one line (no usage block) and exit with status 2."""
-        self.exit(2, f"{self.prog}: error: {message} (see --help).\n")
-
-
-def _positive_int(text: str) -> int:
-    """An int >= 1, for argparse."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _contender_list(text: str) -> list[str]:
@@ -91,14 +74,14 @@ def _default_data_dir() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The benchmark's flags; ``--worker``, ``--result`` and ``--limit-batches`` are hidden (children, tests)."""
-    p = _Parser(prog="benchmark.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog="benchmark.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=("lenet", "mlp"), default="lenet", help="predictor (default: lenet)")
-    p.add_argument("--epochs", type=_positive_int, default=3, help="timed epochs after 1 warm-up (default: 3)")
-    p.add_argument("--repeats", type=_positive_int, default=1, help="interleaved rounds (default: 1)")
+    p.add_argument("--epochs", type=positive_int, default=3, help="timed epochs after 1 warm-up (default: 3)")
+    p.add_argument("--repeats", type=positive_int, default=1, help="interleaved rounds (default: 1)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train (default: cpu)")
     p.add_argument(
         "--threads",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="torch/BLAS threads for every contender (default: all cores)",
     )
@@ -113,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON to PATH")
     p.add_argument("--worker", choices=CONTENDERS, default=None, help=argparse.SUPPRESS)
     p.add_argument("--result", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--limit-batches", type=_positive_int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--limit-batches", type=positive_int, default=None, help=argparse.SUPPRESS)
     return p
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from mnist_lightning.arguments import OneLineParser, positive_int
 from mnist_lightning.chainer_compat import import_chainer
 from mnist_lightning.mnist import MNISTDataError, load_split, split_indices
 from mnist_lightning.weights import WeightsError, read_arrays, write_arrays
@@ -170,26 +171,15 @@ def make_optimizer(name: str, lr: float | None = None) -> chainer.Optimizer:
     return getattr(chainer.optimizers, cls_name)(**kwargs)
 
 
-def _positive_int(text: str) -> int:
-    """argparse type for counts: a positive integer, or a one-line usage error."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser: ``scripts/train.py``'s flags where they mean the same, plus Chainer's ``--device``."""
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="train_chainer.py", description="Chainer reference: train LeNet or an MLP on MNIST with Chainer 7.8.1."
     )
     p.add_argument("--model", "-m", choices=MODELS, default="lenet", help="predictor (default: lenet)")
-    p.add_argument("--batchsize", "-b", type=_positive_int, default=128, help="minibatch size (default: 128)")
-    p.add_argument("--epoch", "-e", type=_positive_int, default=10, help="epochs to train (default: 10)")
-    p.add_argument("--unit", "-u", type=_positive_int, default=100, help="MLP hidden units (default: 100)")
+    p.add_argument("--batchsize", "-b", type=positive_int, default=128, help="minibatch size (default: 128)")
+    p.add_argument("--epoch", "-e", type=positive_int, default=10, help="epochs to train (default: 10)")
+    p.add_argument("--unit", "-u", type=positive_int, default=100, help="MLP hidden units (default: 100)")
     p.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="adam", help="optimizer (default: adam)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: Chainer's for the optimizer)")
     p.add_argument("--out", "-o", default="result", help="output folder (default: result)")
@@ -212,14 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noplot", dest="plot", action="store_false", help="disable PlotReport extension")
     p.add_argument(
         "--limit-train-batches",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="smoke runs: train on the first N*batchsize examples of the split (an epoch of N iterations)",
     )
     p.add_argument(
         "--limit-val-batches",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help=f"smoke runs: validate on the first N*{VAL_BATCH_SIZE} validation examples",

@@ -15,7 +15,7 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import lightning as L
 import torch
@@ -23,6 +23,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from mnist_lightning import extensions as E
+from mnist_lightning.arguments import OneLineParser, non_negative_int, positive_int
 from mnist_lightning.classifier import OPTIMIZERS, Classifier
 from mnist_lightning.data import PIPELINES, MNISTDataModule
 from mnist_lightning.mnist import MNISTDataError
@@ -34,26 +35,6 @@ ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 
 class UsageError(Exception):
     """A flag, a path or a snapshot that cannot be used; the message is one sentence for the user."""
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
 
 
 def _limit(text: str) -> int | float:
@@ -71,23 +52,16 @@ def _limit(text: str) -> int | float:
     return value
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad flag ends in one line on stderr rather than the usage block."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message} (see {self.prog} --help).\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``scripts/train.py``."""
-    p = _Parser(
+    p = OneLineParser(
         prog="train.py",
         description="Train LeNet or an MLP on MNIST with Lightning and Chainer-style extensions.",
     )
     p.add_argument("--model", "-m", choices=MODELS, default="lenet", help="predictor (default: lenet)")
-    p.add_argument("--batchsize", "-b", type=_positive_int, default=128, help="minibatch size (default: 128)")
-    p.add_argument("--epoch", "-e", type=_positive_int, default=10, help="epochs to train (default: 10)")
-    p.add_argument("--unit", "-u", type=_positive_int, default=100, help="MLP hidden units (default: 100)")
+    p.add_argument("--batchsize", "-b", type=positive_int, default=128, help="minibatch size (default: 128)")
+    p.add_argument("--epoch", "-e", type=positive_int, default=10, help="epochs to train (default: 10)")
+    p.add_argument("--unit", "-u", type=positive_int, default=100, help="MLP hidden units (default: 100)")
     p.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="adam", help="optimizer (default: adam)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: Chainer's for the optimizer)")
     p.add_argument("--out", "-o", default=None, help="output folder (default: lightning_logs/version_N)")
@@ -98,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("MNIST_DATA_DIR", "data"),
         help="folder holding MNIST/raw/ (default: $MNIST_DATA_DIR or data/)",
     )
-    p.add_argument("--num-workers", type=_non_negative_int, default=0, help="loader workers (torchvision pipeline)")
+    p.add_argument("--num-workers", type=non_negative_int, default=0, help="loader workers (torchvision pipeline)")
     p.add_argument(
         "--data-pipeline",
         choices=PIPELINES,
@@ -115,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", default="auto", help="device count or ids (default: auto)")
     p.add_argument("--strategy", default="auto", help="auto, ddp, ... (default: auto)")
     p.add_argument("--precision", default="32-true", help="Lightning precision (default: 32-true)")
-    p.add_argument("--num-nodes", type=_positive_int, default=1, help="nodes (default: 1)")
+    p.add_argument("--num-nodes", type=positive_int, default=1, help="nodes (default: 1)")
     p.add_argument("--fast-dev-run", action="store_true", help="one batch of each loop, no outputs")
     p.add_argument("--limit-train-batches", type=_limit, default=None, help="batches (or fraction) per epoch")
     p.add_argument("--limit-val-batches", type=_limit, default=None, help="validation batches (or fraction)")
