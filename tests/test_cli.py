@@ -45,6 +45,8 @@ def assert_one_sentence(result: subprocess.CompletedProcess, pattern: str) -> No
         (["-b", "many"], "positive integer, got 'many'"),
         (["--limit-train-batches", "1.5"], r"fraction must be in \(0, 1\]"),
         (["--devices", "x"], "--devices must be"),
+        (["--strategy", "nonsense"], "Lightning refused the device flags: You selected an invalid strategy name"),
+        (["--precision", "7"], "Lightning refused the device flags: Precision '7' is invalid"),
     ],
 )
 def test_bad_flags(args: list[str], pattern: str, tmp_path: Path, tiny_mnist: Path) -> None:

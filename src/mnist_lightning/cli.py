@@ -21,6 +21,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from mnist_lightning import extensions as E
 from mnist_lightning.arguments import OneLineParser, non_negative_int, positive_int
@@ -203,6 +204,29 @@ def chainer_extensions(args: argparse.Namespace) -> list[Callback]:
     return callbacks
 
 
+def _trainer(args: argparse.Namespace, devices: Any, logger: TensorBoardLogger, callbacks: list[Callback]) -> L.Trainer:
+    """The Lightning Trainer the flags describe."""
+    return L.Trainer(
+        max_epochs=args.epoch,
+        accelerator=args.accelerator,
+        devices=devices,
+        strategy=args.strategy,
+        num_nodes=args.num_nodes,
+        precision=args.precision,
+        fast_dev_run=args.fast_dev_run,
+        limit_train_batches=args.limit_train_batches,
+        limit_val_batches=args.limit_val_batches,
+        deterministic=args.deterministic or None,
+        logger=logger,
+        callbacks=callbacks,
+        enable_progress_bar=not args.no_progress,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        enable_model_summary=False,
+        log_every_n_steps=50,
+    )
+
+
 def build(
     args: argparse.Namespace, extra_callbacks: Sequence[Callback] = ()
 ) -> tuple[L.Trainer, Classifier, MNISTDataModule, str]:
@@ -235,25 +259,11 @@ def build(
         load_npz(model.predictor, args.init_from, args.model, args.unit)
 
     logger = TensorBoardLogger(".", name="lightning_logs", version=_logger_version(args.resume, args.out))
-    trainer = L.Trainer(
-        max_epochs=args.epoch,
-        accelerator=args.accelerator,
-        devices=devices,
-        strategy=args.strategy,
-        num_nodes=args.num_nodes,
-        precision=args.precision,
-        fast_dev_run=args.fast_dev_run,
-        limit_train_batches=args.limit_train_batches,
-        limit_val_batches=args.limit_val_batches,
-        deterministic=args.deterministic or None,
-        logger=logger,
-        callbacks=[*chainer_extensions(args), *extra_callbacks],
-        enable_progress_bar=not args.no_progress,
-        enable_checkpointing=False,
-        num_sanity_val_steps=0,
-        enable_model_summary=False,
-        log_every_n_steps=50,
-    )
+    try:
+        trainer = _trainer(args, devices, logger, [*chainer_extensions(args), *extra_callbacks])
+    except (ValueError, MisconfigurationException) as error:  # --strategy, --precision, --devices Lightning refuses
+        first_line = str(error).splitlines()[0].rstrip(".")
+        raise UsageError(f"Lightning refused the device flags: {first_line}.") from None
     out = args.out or trainer.log_dir or "result"
     if args.export_init is not None and trainer.is_global_zero:
         save_npz(model.predictor, args.export_init, args.model, args.unit)
