@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 from ext_helpers import EvalModule, FixedModule, chainer_validation, make_trainer, run_chainer, train_loader, val_loader
 
 from mnist_lightning.chainer_compat import import_chainer
@@ -123,3 +124,40 @@ def test_evaluator_mean_of_batch_means_matches_chainer(tmp_path: Path, E) -> Non
     chainer_log = json.loads((tmp_path / "chainer" / "log").read_text())
     our_log = json.loads((tmp_path / "ours" / "log").read_text())
     assert [e["validation/main/loss"] for e in our_log] == [e["validation/main/loss"] for e in chainer_log]
+
+
+def test_call_before_training_epoch_zero_entry_matches_chainer(tmp_path: Path, E) -> None:
+    """Chainer v7's MNIST example: Evaluator, LogReport and PrintReport with call_before_training=True."""
+    entries = ["epoch", "iteration", "main/loss", "validation/main/loss", "validation/main/accuracy", "elapsed_time"]
+    before = {"call_before_training": True}
+    chainer_out, _ = chainer_run(
+        tmp_path / "chainer",
+        [
+            (lambda: chainer_validation("fixed"), before),
+            (lambda: E.LogReport(), before),
+            (lambda: E.PrintReport(entries, out=__import__("sys").stdout), before),
+        ],
+    )
+
+    class BeforeTraining(FixedModule):
+        """Chainer's evaluation at iteration 0 sees updater.epoch - 1 == -1: the table's last row."""
+
+        def validation_step(self, batch, batch_idx) -> None:
+            e = self.current_epoch if self.global_step > 0 else -1
+            n = batch[0].shape[0]
+            self.log("validation/main/loss", torch.tensor(self.val_loss_table[e]), on_epoch=True, batch_size=n)
+            self.log("validation/main/accuracy", torch.tensor(self.val_acc_table[e]), on_epoch=True, batch_size=n)
+
+    ours = io.StringIO()
+    callbacks = [
+        Evaluator(val_loader(), call_before_training=True),
+        LogReport(out=str(tmp_path / "ours"), call_before_training=True),
+        PrintReport(entries, out=ours, call_before_training=True),
+    ]
+    make_trainer(callbacks, limit_val_batches=0).fit(BeforeTraining(), train_loader())
+
+    chainer_log = (tmp_path / "chainer" / "log").read_text()
+    our_log = (tmp_path / "ours" / "log").read_text()
+    assert json.loads(our_log)[0]["iteration"] == 0
+    assert without_elapsed(our_log) == without_elapsed(chainer_log)
+    assert normalize_console(ours.getvalue(), entries) == normalize_console(chainer_out, entries)
