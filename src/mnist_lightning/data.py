@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from mnist_lightning.mnist import (
     MNISTDataError,
@@ -106,8 +106,8 @@ class MNISTDataModule(L.LightningDataModule):
         self.batch_size, self.test_batch_size = batch_size, test_batch_size
         self.val_ratio, self.seed = val_ratio, seed
         self.num_workers, self.pipeline, self.data_on_device = num_workers, pipeline, data_on_device
-        self._train: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._test: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._train: tuple[torch.Tensor, torch.Tensor] | Dataset | None = None
+        self._test: tuple[torch.Tensor, torch.Tensor] | Dataset | None = None
 
     def prepare_data(self) -> None:
         """Download the four files with torchvision when absent (rank 0 only, as Lightning calls it)."""
@@ -136,7 +136,12 @@ class MNISTDataModule(L.LightningDataModule):
         on_device = self.data_on_device if self.data_on_device is not None else device.type == "cuda"
         return device if on_device else torch.device("cpu")
 
-    def _load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def _load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor] | Dataset:
+        """The training or test set, read once: uint8 tensors for ``tensor``, the dataset for ``torchvision``."""
+        if self.pipeline == "torchvision":
+            from torchvision import datasets, transforms
+
+            return datasets.MNIST(self.data_dir, train=train, transform=transforms.ToTensor())
         images, labels = load_split(self.data_dir, train=train)
         device = self._device()
         return torch.from_numpy(images.copy()).to(device), torch.from_numpy(labels).to(device)
@@ -144,9 +149,8 @@ class MNISTDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if stage in ("fit", "validate", None) and self._train is None:
             self._train = self._load(train=True)
-            self.train_idx, self.val_idx = (
-                torch.from_numpy(i) for i in split_indices(len(self._train[1]), self.val_ratio, self.seed)
-            )
+            n = len(self._train[1]) if isinstance(self._train, tuple) else len(self._train)
+            self.train_idx, self.val_idx = (torch.from_numpy(i) for i in split_indices(n, self.val_ratio, self.seed))
         if stage in ("test", None) and self._test is None:
             self._test = self._load(train=False)
 
@@ -167,11 +171,8 @@ class MNISTDataModule(L.LightningDataModule):
         return TensorLoader(images, labels, batch_size, sampler)
 
     def _torchvision_loader(
-        self, train_set: bool, idx: torch.Tensor | None, batch_size: int, shuffle: bool
+        self, dataset: Dataset, idx: torch.Tensor | None, batch_size: int, shuffle: bool
     ) -> DataLoader:
-        from torchvision import datasets, transforms
-
-        dataset = datasets.MNIST(self.data_dir, train=train_set, transform=transforms.ToTensor())
         if idx is not None:
             dataset = Subset(dataset, idx.tolist())
         generator = torch.Generator().manual_seed(self.seed) if shuffle else None
@@ -194,7 +195,7 @@ class MNISTDataModule(L.LightningDataModule):
         if data is None:
             raise MNISTDataError(f"MNISTDataModule.setup() must run before the {split} loader is built.")
         if self.pipeline == "torchvision":
-            return self._torchvision_loader(split != "test", idx, batch_size, shuffle=train)
+            return self._torchvision_loader(data, idx, batch_size, shuffle=train)
         return self._tensor_loader(data, idx, batch_size, train)
 
     def train_dataloader(self) -> TensorLoader | DataLoader:
