@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from mnist_lightning.arguments import OneLineParser, positive_int
+from mnist_lightning.arguments import OneLineParser, add_training_flags, positive_int
 from mnist_lightning.chainer_compat import import_chainer
 from mnist_lightning.mnist import MNISTDataError, load_split, split_indices
 from mnist_lightning.weights import WeightsError, read_arrays, write_arrays
@@ -176,20 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         prog="train_chainer.py", description="Chainer reference: train LeNet or an MLP on MNIST with Chainer 7.8.1."
     )
-    p.add_argument("--model", "-m", choices=MODELS, default="lenet", help="predictor (default: lenet)")
-    p.add_argument("--batchsize", "-b", type=positive_int, default=128, help="minibatch size (default: 128)")
-    p.add_argument("--epoch", "-e", type=positive_int, default=10, help="epochs to train (default: 10)")
-    p.add_argument("--unit", "-u", type=positive_int, default=100, help="MLP hidden units (default: 100)")
-    p.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="adam", help="optimizer (default: adam)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: Chainer's for the optimizer)")
+    add_training_flags(p, MODELS, OPTIMIZERS)
     p.add_argument("--out", "-o", default="result", help="output folder (default: result)")
     p.add_argument("--resume", "-r", default=None, metavar="PATH", help="resume from this trainer snapshot")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split, the shuffle and the weights (default: 0)")
-    p.add_argument(
-        "--data-dir",
-        default=os.environ.get("MNIST_DATA_DIR", "data"),
-        help="folder holding MNIST/raw/ (default: $MNIST_DATA_DIR or data/)",
-    )
     p.add_argument(
         "--device",
         "-d",

@@ -7,6 +7,8 @@ nor Chainer, so the Chainer script stays free of torch.
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Sequence
 from typing import NoReturn
 
 
@@ -37,3 +39,21 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
     return value
+
+
+def add_training_flags(parser: argparse.ArgumentParser, models: Sequence[str], optimizers: Sequence[str]) -> None:
+    """The flags both training scripts take with the same meaning and defaults (Chainer's MNIST example's)."""
+    parser.add_argument("--model", "-m", choices=tuple(models), default="lenet", help="predictor (default: lenet)")
+    parser.add_argument("--batchsize", "-b", type=positive_int, default=128, help="minibatch size (default: 128)")
+    parser.add_argument("--epoch", "-e", type=positive_int, default=10, help="epochs to train (default: 10)")
+    parser.add_argument("--unit", "-u", type=positive_int, default=100, help="MLP hidden units (default: 100)")
+    parser.add_argument("--optimizer", choices=tuple(optimizers), default="adam", help="optimizer (default: adam)")
+    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: Chainer's for the optimizer)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the split, the shuffle and the weights (default: 0)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("MNIST_DATA_DIR", "data"),
+        help="folder holding MNIST/raw/ (default: $MNIST_DATA_DIR or data/)",
+    )

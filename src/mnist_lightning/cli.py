@@ -24,7 +24,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from mnist_lightning import extensions as E
-from mnist_lightning.arguments import OneLineParser, non_negative_int, positive_int
+from mnist_lightning.arguments import OneLineParser, add_training_flags, non_negative_int, positive_int
 from mnist_lightning.classifier import OPTIMIZERS, Classifier
 from mnist_lightning.data import PIPELINES, MNISTDataModule
 from mnist_lightning.mnist import MNISTDataError
@@ -59,20 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="train.py",
         description="Train LeNet or an MLP on MNIST with Lightning and Chainer-style extensions.",
     )
-    p.add_argument("--model", "-m", choices=MODELS, default="lenet", help="predictor (default: lenet)")
-    p.add_argument("--batchsize", "-b", type=positive_int, default=128, help="minibatch size (default: 128)")
-    p.add_argument("--epoch", "-e", type=positive_int, default=10, help="epochs to train (default: 10)")
-    p.add_argument("--unit", "-u", type=positive_int, default=100, help="MLP hidden units (default: 100)")
-    p.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="adam", help="optimizer (default: adam)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: Chainer's for the optimizer)")
+    add_training_flags(p, MODELS, OPTIMIZERS)
     p.add_argument("--out", "-o", default=None, help="output folder (default: lightning_logs/version_N)")
     p.add_argument("--resume", "-r", default=None, metavar="PATH", help="resume from this snapshot")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split, the shuffle and the weights (default: 0)")
-    p.add_argument(
-        "--data-dir",
-        default=os.environ.get("MNIST_DATA_DIR", "data"),
-        help="folder holding MNIST/raw/ (default: $MNIST_DATA_DIR or data/)",
-    )
     p.add_argument("--num-workers", type=non_negative_int, default=0, help="loader workers (torchvision pipeline)")
     p.add_argument(
         "--data-pipeline",
