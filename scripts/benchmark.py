@@ -11,7 +11,10 @@ defaults, then evaluate the 12,000 validation images in batches of 1000):
     floor            the compute-only floor: the same model and optimizer over float tensors already in memory
 
 Each contender runs in its own process (``--worker NAME``), which times its own epochs and reports its own
-peak resident memory; rounds run every contender once, in rotating order, so drift hits all alike.
+peak resident memory. The processes of a round start together and then run in lock-step, one epoch at a time:
+the driver lets one contender run an epoch while the others wait, then the next (in an order that rotates every
+epoch). Epoch k of every contender thus runs within a minute of epoch k of every other, so the host's drift hits
+all alike, and each ratio is the median of per-epoch ratios of epochs that ran back to back.
 
     python scripts/benchmark.py [--model lenet|mlp] [--epochs 3] [--repeats 1] [--device cpu|cuda]
                                 [--threads N] [--data-dir DIR] [--only NAME[,NAME]] [--json PATH]
@@ -33,6 +36,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
+from io import TextIOWrapper
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +101,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--worker", choices=CONTENDERS, default=None, help=argparse.SUPPRESS)
     p.add_argument("--result", default=None, help=argparse.SUPPRESS)
     p.add_argument("--limit-batches", type=positive_int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--pace-fds", default=None, help=argparse.SUPPRESS)
     return p
+
+
+def _no_pace() -> None:
+    """Run the next epoch at once (a worker started by hand, outside the driver)."""
+
+
+class Pacer:
+    """A worker's end of the lock-step: before each epoch it tells the driver it is ready and waits for 'go'.
+
+    Two inherited pipe descriptors: the worker reads one byte per epoch from ``go`` and writes one byte to
+    ``ready`` when it is about to wait. When the driver closes ``go`` the pacer lets every later epoch run at once.
+    """
+
+    def __init__(self, fds: str) -> None:
+        go, ready = (int(fd) for fd in fds.split(","))
+        self._go: int | None = go
+        self._ready = ready
+
+    def __call__(self) -> None:
+        if self._go is None:
+            return
+        os.write(self._ready, b"r")
+        if not os.read(self._go, 1):
+            self._go = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +139,7 @@ class Settings:
     threads: int
     data_dir: str
     limit_batches: int | None = None
+    pace: Callable[[], None] = field(default=_no_pace, compare=False)
 
     @property
     def total_epochs(self) -> int:
@@ -170,45 +200,61 @@ def _scaled_arrays(settings: Settings) -> tuple[Any, Any, Any, Any]:
     return scaled(train_idx), labels[train_idx], scaled(val_idx), labels[val_idx]
 
 
-def _time_epochs(settings: Settings, one_epoch: Callable[[], float]) -> tuple[list[float], float]:
-    """Run ``one_epoch`` (train then evaluate, returns accuracy) for every epoch; (seconds per epoch, last accuracy)."""
-    sync = _synchronize(settings)
-    seconds, accuracy = [], float("nan")
+Spans = list[tuple[float, float]]  # (start, end) of every epoch on the perf_counter clock, warm-up included
+
+
+class EpochClock:
+    """Times epochs as (start, end) spans; ``start`` first waits for the driver's go, ``stop`` for queued GPU work."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._pace, self._sync = settings.pace, _synchronize(settings)
+        self.spans: Spans = []
+        self._start: float | None = None
+
+    def start(self) -> None:
+        self._pace()
+        self._start = time.perf_counter()
+
+    def stop(self) -> None:
+        if self._start is not None:
+            self._sync()
+            self.spans.append((self._start, time.perf_counter()))
+            self._start = None
+
+    def hold(self) -> None:
+        """After the last epoch: wait until the driver releases this worker, so its teardown times nobody."""
+        self._pace()
+
+
+def _time_epochs(settings: Settings, one_epoch: Callable[[], float]) -> tuple[Spans, float]:
+    """Run ``one_epoch`` (train then evaluate, returns accuracy) for every epoch; (epoch spans, last accuracy)."""
+    clock, accuracy = EpochClock(settings), float("nan")
     for _ in range(settings.total_epochs):
-        sync()
-        start = time.perf_counter()
+        clock.start()
         accuracy = one_epoch()
-        sync()
-        seconds.append(time.perf_counter() - start)
-    return seconds, accuracy
+        clock.stop()
+    clock.hold()
+    return clock.spans, accuracy
 
 
 def _epoch_timer(settings: Settings) -> Any:
-    """A Lightning callback stamping the clock at each epoch start and at the end of training.
+    """A Lightning callback timing each epoch from its start to the next epoch's start (or the end of training).
 
-    The gap between two stamps is one whole epoch: training, validation and every callback's epoch-end work.
+    One span is one whole epoch: training, validation and every callback's epoch-end work.
     """
     from lightning.pytorch.callbacks import Callback
 
-    sync = _synchronize(settings)
-
     class EpochTimer(Callback):
         def __init__(self) -> None:
-            self.stamps: list[float] = []
-
-        def _stamp(self) -> None:
-            sync()
-            self.stamps.append(time.perf_counter())
+            self.clock = EpochClock(settings)
 
         def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-            self._stamp()
+            self.clock.stop()
+            self.clock.start()
 
         def on_train_end(self, trainer: Any, pl_module: Any) -> None:
-            self._stamp()
-
-        @property
-        def seconds(self) -> list[float]:
-            return [b - a for a, b in zip(self.stamps, self.stamps[1:], strict=False)]
+            self.clock.stop()
+            self.clock.hold()
 
     return EpochTimer()
 
@@ -239,11 +285,11 @@ def _bare_trainer(settings: Settings, timer: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# The contenders: each returns (seconds of every epoch, warm-up included; validation accuracy after the last)
+# The contenders: each returns (spans of every epoch, warm-up included; validation accuracy after the last)
 # --------------------------------------------------------------------------------------------------------------
 
 
-def run_template(settings: Settings) -> tuple[list[float], float]:
+def run_template(settings: Settings) -> tuple[Spans, float]:
     """(1) What ``scripts/train.py`` builds, all extensions on, run from a temp folder so its outputs land there."""
     from mnist_lightning import cli
 
@@ -269,10 +315,10 @@ def run_template(settings: Settings) -> tuple[list[float], float]:
             trainer.fit(model, datamodule=datamodule)
         finally:
             os.chdir(REPO)
-    return timer.seconds, float(trainer.callback_metrics["validation/main/accuracy"])
+    return timer.clock.spans, float(trainer.callback_metrics["validation/main/accuracy"])
 
 
-def run_no_extensions(settings: Settings) -> tuple[list[float], float]:
+def run_no_extensions(settings: Settings) -> tuple[Spans, float]:
     """(2) The template's Classifier and in-memory DataModule on a bare Lightning Trainer."""
     import lightning as L
 
@@ -291,10 +337,10 @@ def run_no_extensions(settings: Settings) -> tuple[list[float], float]:
     timer = _epoch_timer(settings)
     trainer = _bare_trainer(settings, timer)
     trainer.fit(model, datamodule=datamodule)
-    return timer.seconds, float(trainer.callback_metrics["validation/main/accuracy"])
+    return timer.clock.spans, float(trainer.callback_metrics["validation/main/accuracy"])
 
 
-def run_plain_lightning(settings: Settings) -> tuple[list[float], float]:
+def run_plain_lightning(settings: Settings) -> tuple[Spans, float]:
     """(3) A minimal LightningModule on torchvision's per-sample MNIST (PIL + ToTensor + DataLoader)."""
     import lightning as L
     import torch
@@ -326,10 +372,10 @@ def run_plain_lightning(settings: Settings) -> tuple[list[float], float]:
     timer = _epoch_timer(settings)
     trainer = _bare_trainer(settings, timer)
     trainer.fit(PlainModule(), datamodule=datamodule)
-    return timer.seconds, float(trainer.callback_metrics["val_acc"])
+    return timer.clock.spans, float(trainer.callback_metrics["val_acc"])
 
 
-def run_hand_loop(settings: Settings) -> tuple[list[float], float]:
+def run_hand_loop(settings: Settings) -> tuple[Spans, float]:
     """(4) Seed 000's hand loop: torchvision MNIST + ToTensor + DataLoader, zero_grad/backward/step, then eval."""
     import torch
     import torch.nn.functional as F
@@ -366,7 +412,7 @@ def run_hand_loop(settings: Settings) -> tuple[list[float], float]:
     return _time_epochs(settings, one_epoch)
 
 
-def run_chainer(settings: Settings) -> tuple[list[float], float]:
+def run_chainer(settings: Settings) -> tuple[Spans, float]:
     """(5) Chainer 7.8.1's Trainer with StandardUpdater + Evaluator + LogReport, the same model and split."""
     from mnist_lightning.chainer_compat import import_chainer
 
@@ -404,13 +450,17 @@ def run_chainer(settings: Settings) -> tuple[list[float], float]:
     optimizer.setup(model)
     updater = training.updaters.StandardUpdater(train_iter, optimizer, device=device)
 
-    stamps = [time.perf_counter()]
+    clock = EpochClock(settings)
 
     @training.make_extension(trigger=(1, "epoch"), priority=training.extension.PRIORITY_READER - 1)
-    def stamp(trainer: Any) -> None:
+    def stamp(trainer: Any) -> None:  # after every other extension of the epoch
         if settings.device == "cuda":
             chainer.backends.cuda.cupy.cuda.Device().synchronize()
-        stamps.append(time.perf_counter())
+        clock.stop()
+        if trainer.updater.epoch < settings.total_epochs:
+            clock.start()
+        else:
+            clock.hold()
 
     with tempfile.TemporaryDirectory(prefix="benchmark-chainer-") as out:
         trainer = training.Trainer(updater, (settings.total_epochs, "epoch"), out=out)
@@ -418,12 +468,12 @@ def run_chainer(settings: Settings) -> tuple[list[float], float]:
         log_report = extensions.LogReport()
         trainer.extend(log_report)
         trainer.extend(stamp)
+        clock.start()
         trainer.run()
-    seconds = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
-    return seconds, float(log_report.log[-1]["validation/main/accuracy"])
+    return clock.spans, float(log_report.log[-1]["validation/main/accuracy"])
 
 
-def run_floor(settings: Settings) -> tuple[list[float], float]:
+def run_floor(settings: Settings) -> tuple[Spans, float]:
     """(6) The compute-only floor: the same model and Adam over pre-scaled float tensors already in memory."""
     import torch
     import torch.nn.functional as F
@@ -453,7 +503,7 @@ def run_floor(settings: Settings) -> tuple[list[float], float]:
     return _time_epochs(settings, one_epoch)
 
 
-RUNNERS: dict[str, Callable[[Settings], tuple[list[float], float]]] = {
+RUNNERS: dict[str, Callable[[Settings], tuple[Spans, float]]] = {
     "template": run_template,
     "no_extensions": run_no_extensions,
     "plain_lightning": run_plain_lightning,
@@ -481,11 +531,13 @@ def worker_main(name: str, settings: Settings, result_path: str) -> int:
 
         torch.set_num_threads(settings.threads)
     try:
-        seconds, accuracy = RUNNERS[name](settings)
+        spans, accuracy = RUNNERS[name](settings)
     except Skip as reason:
         result: dict[str, Any] = {"skipped": str(reason)}
     else:
+        seconds = [end - start for start, end in spans]
         result = {
+            "spans": spans,
             "warmup_seconds": seconds[:WARMUP_EPOCHS],
             "epoch_seconds": seconds[WARMUP_EPOCHS:],
             "val_accuracy": accuracy,
@@ -505,7 +557,7 @@ def worker_main(name: str, settings: Settings, result_path: str) -> int:
 class Outcome:
     """Everything measured for one contender across rounds, or why it was not measured."""
 
-    epoch_seconds: list[float] = field(default_factory=list)
+    rounds: list[list[float]] = field(default_factory=list)  # timed epoch seconds, one list per round
     peak_rss_mb: float = 0.0
     val_accuracy: float = float("nan")
     torch_threads: int | None = None  # as the child saw it: evidence that every contender got the same
@@ -513,42 +565,108 @@ class Outcome:
     failed: bool = False
 
     @property
+    def epoch_seconds(self) -> list[float]:
+        """Every timed epoch of every round."""
+        return [seconds for one_round in self.rounds for seconds in one_round]
+
+    @property
     def s_per_epoch(self) -> float:
         """Median seconds per epoch over every timed epoch of every round."""
         return statistics.median(self.epoch_seconds)
 
 
-def run_child(name: str, settings: Settings) -> dict[str, Any]:
-    """Run ``--worker name`` in a fresh interpreter; its result dict, or ``{"failed": last stderr line}``."""
-    env = dict(os.environ)
-    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        env[variable] = str(settings.threads)
+def paired_ratio(a: Outcome, b: Outcome) -> float:
+    """Median over every (round, epoch) of a's epoch time over b's same epoch; the two ran back to back."""
+    ratios = [x / y for ra, rb in zip(a.rounds, b.rounds, strict=False) for x, y in zip(ra, rb, strict=False)]
+    return statistics.median(ratios)
+
+
+class Child:
+    """One contender's worker process, started with the round's others and driven one epoch at a time."""
+
+    def __init__(self, name: str, settings: Settings, folder: str) -> None:
+        self.name = name
+        self.result_path = os.path.join(folder, f"{name}.json")
+        env = dict(os.environ)
+        for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[variable] = str(settings.threads)
+        go_read, self._go = os.pipe()
+        self._ready, ready_write = os.pipe()
+        argv = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--result", self.result_path]
+        argv += ["--pace-fds", f"{go_read},{ready_write}", *settings.worker_argv()]
+        self._stderr: TextIOWrapper = open(os.path.join(folder, f"{name}.stderr"), "w+")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=self._stderr, pass_fds=(go_read, ready_write)
+        )
+        os.close(go_read)
+        os.close(ready_write)
+        self.waiting = False
+
+    def wait_ready(self) -> bool:
+        """Block until the worker waits for its next epoch; False once it has ended instead."""
+        self.waiting = bool(os.read(self._ready, 1))
+        return self.waiting
+
+    def run_epoch(self) -> None:
+        """Let the worker run one epoch and wait until it is done (it then waits again, or ends)."""
+        if self.waiting:
+            os.write(self._go, b"g")
+            self.wait_ready()
+
+    def finish(self) -> dict[str, Any]:
+        """Release the worker, wait for it to end; its result dict, or ``{"failed": last stderr line}``."""
+        os.close(self._go)
+        self.process.wait()
+        os.close(self._ready)
+        if self.process.returncode == 0 and os.path.isfile(self.result_path):
+            return json.loads(Path(self.result_path).read_text())
+        self._stderr.seek(0)
+        lines = [line.strip() for line in self._stderr.read().splitlines() if line.strip()]
+        return {"failed": lines[-1] if lines else f"exit status {self.process.returncode}"}
+
+    def close(self) -> None:
+        """Kill the worker if it is still running (the driver was interrupted) and close its stderr file."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._stderr.close()
+
+
+def run_round(names: list[str], settings: Settings, shift: int = 0) -> dict[str, dict[str, Any]]:
+    """One round: start every contender, wait until all are ready, then run epoch by epoch in lock-step.
+
+    Within epoch k the contenders take turns, in an order rotated by ``shift + k``; only one computes at a time.
+    """
     with tempfile.TemporaryDirectory(prefix="benchmark-") as folder:
-        result_path = os.path.join(folder, "result.json")
-        argv = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--result", result_path]
-        child = subprocess.run(argv + settings.worker_argv(), cwd=REPO, env=env, capture_output=True, text=True)
-        if child.returncode == 0 and os.path.isfile(result_path):
-            return json.loads(Path(result_path).read_text())
-    lines = [line.strip() for line in child.stderr.splitlines() if line.strip()]
-    return {"failed": lines[-1] if lines else f"exit status {child.returncode}"}
+        children = [Child(name, settings, folder) for name in names]
+        try:
+            for child in children:
+                child.wait_ready()
+            for epoch in range(settings.total_epochs):
+                k = (shift + epoch) % len(children)
+                for child in children[k:] + children[:k]:
+                    child.run_epoch()
+            return {child.name: child.finish() for child in children}
+        finally:
+            for child in children:
+                child.close()
 
 
 def run_rounds(names: list[str], settings: Settings, repeats: int) -> dict[str, Outcome]:
-    """Run every contender once per round, rotating the order each round; a failed or skipped one is not rerun."""
+    """Run ``repeats`` lock-step rounds of every contender; a failed or skipped one is not rerun."""
     outcomes = {name: Outcome() for name in names}
     for round_index in range(repeats):
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
+        active = [name for name in names if outcomes[name].problem is None]
+        if not active:
+            break
+        for name, result in run_round(active, settings, shift=round_index).items():
             outcome = outcomes[name]
-            if outcome.problem is not None:
-                continue
-            result = run_child(name, settings)
             if "failed" in result:
                 outcome.problem, outcome.failed = f"failed: {result['failed']}", True
             elif "skipped" in result:
                 outcome.problem = result["skipped"]
             else:
-                outcome.epoch_seconds += result["epoch_seconds"]
+                outcome.rounds.append(result["epoch_seconds"])
                 outcome.peak_rss_mb = max(outcome.peak_rss_mb, result["peak_rss_mb"])
                 outcome.val_accuracy = result["val_accuracy"]
                 outcome.torch_threads = result["torch_threads"]
@@ -624,11 +742,11 @@ def header_line(machine: dict[str, Any]) -> str:
 
 
 def _ratio(outcomes: dict[str, Outcome], name: str, reference: str) -> str:
-    """``name``'s seconds per epoch over ``reference``'s, formatted, or '–' when either was not measured."""
+    """``name``'s paired epoch-time ratio to ``reference``, formatted, or '–' when either was not measured."""
     a, b = outcomes.get(name), outcomes.get(reference)
     if a is None or b is None or a.problem or b.problem:
         return "–"
-    return f"{a.s_per_epoch / b.s_per_epoch:.2f}"
+    return f"{paired_ratio(a, b):.2f}"
 
 
 def markdown_table(outcomes: dict[str, Outcome]) -> str:
@@ -672,7 +790,7 @@ def goal_lines(outcomes: dict[str, Outcome], device: str) -> list[str]:
             missing = " and ".join(n for n, o in ((top, a), (bottom, b)) if o is None)
             lines.append(f"- {text}: n/a ({missing} not measured)")
             continue
-        ratio = a.s_per_epoch / b.s_per_epoch if figure == "time" else a.peak_rss_mb / b.peak_rss_mb
+        ratio = paired_ratio(a, b) if figure == "time" else a.peak_rss_mb / b.peak_rss_mb
         ok = ratio <= limit if sense == "le" else ratio >= limit
         lines.append(f"- {text}: {ratio:.2f} → {'PASS' if ok else 'MISS'}")
     return lines
@@ -723,6 +841,7 @@ def main(argv: list[str] | None = None) -> int:
         threads=args.threads or _usable_cores(),
         data_dir=os.path.abspath(args.data_dir),
         limit_batches=args.limit_batches,
+        pace=Pacer(args.pace_fds) if args.pace_fds else _no_pace,
     )
     if args.worker is not None:
         if args.result is None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "benchmark.py"
@@ -65,3 +67,44 @@ def test_failing_child_gets_a_failed_row_and_nonzero_exit(tiny_mnist: Path) -> N
     run = _benchmark("--data-dir", str(tiny_mnist), "--epochs", "1", "--limit-batches", "1", "--only", "floor")
     assert run.returncode == 1, run.stderr
     assert "| floor | failed: " in run.stdout and "label 12" in run.stdout
+
+
+def _load_benchmark() -> ModuleType:
+    """``scripts/benchmark.py`` imported as a module."""
+    spec = importlib.util.spec_from_file_location("benchmark", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_round_runs_contenders_in_lock_step(tiny_mnist: Path) -> None:
+    """Each of the three clock styles (hand loop, Lightning callback, Chainer extension) waits for its turn.
+
+    No two epochs overlap, every contender ends epoch k before any starts epoch k + 1, and the order within an
+    epoch rotates by one each epoch.
+    """
+    bench = _load_benchmark()
+    settings = bench.Settings(
+        model="lenet", epochs=2, device="cpu", threads=1, data_dir=str(tiny_mnist), limit_batches=1
+    )
+    names = ["floor", "template", "chainer"]
+    results = bench.run_round(names, settings, shift=1)
+    for name in names:
+        assert len(results[name]["spans"]) == settings.total_epochs, (name, results[name])
+    spans = sorted((start, end, k, name) for name in names for k, (start, end) in enumerate(results[name]["spans"]))
+    for (_, end, *_), (start, *_) in zip(spans, spans[1:], strict=False):
+        assert end <= start
+    assert [k for _, _, k, _ in spans] == [k for k in range(settings.total_epochs) for _ in names]
+    orders = [[name for _, _, k, name in spans if k == epoch] for epoch in range(settings.total_epochs)]
+    assert orders == [names[1:] + names[:1], names[2:] + names[:2], names]
+
+
+def test_paired_ratio_is_the_median_of_epoch_by_epoch_ratios() -> None:
+    """One slow epoch (the host busy) moves a ratio of medians, but not the median of paired ratios."""
+    bench = _load_benchmark()
+    fast = bench.Outcome(rounds=[[1.0, 2.0, 4.0], [1.0, 1.0, 1.0]])
+    slow = bench.Outcome(rounds=[[1.5, 3.0, 6.0], [1.5, 1.5, 9.0]])
+    assert bench.paired_ratio(slow, fast) == 1.5
+    assert slow.s_per_epoch / fast.s_per_epoch == 2.25
