@@ -61,6 +61,35 @@ def test_lightning_internals_still_give_step_values_and_validation_timing() -> N
     assert [s[2] for s in rec.steps] == [i / 8 for i in range(1, 9)]
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"max_epochs": 2},
+        {"max_epochs": 2, "val_check_interval": 3},
+        {"max_epochs": 2, "val_check_interval": 5, "check_val_every_n_epoch": None},
+        {"max_epochs": 3, "check_val_every_n_epoch": 2},
+        {"max_epochs": 2, "limit_train_batches": 6, "val_check_interval": 2},
+    ],
+)
+def test_validation_follows_exactly_where_lightning_validates(options: dict) -> None:
+    """read_lightning's ``validation_follows`` agrees with where validation really ran, schedule by schedule."""
+
+    class Validated(Recorder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.validated_after: list[int] = []
+
+        def on_validation_end(self, trainer, pl_module) -> None:
+            if not trainer.sanity_checking:
+                self.validated_after.append(trainer.global_step)
+            super().on_validation_end(trainer, pl_module)
+
+    rec = Validated()
+    make_trainer([rec], **options).fit(FixedModule(), train_loader(), val_loader())
+    follows = [index + 1 for index, view in enumerate(rec.lightning) if view.validation_follows]
+    assert rec.validated_after and follows == rec.validated_after
+
+
 def test_summary_keeps_tensors_until_report_and_matches_float64_mean() -> None:
     summary = Summary()
     values = [torch.tensor(v, dtype=torch.float32) for v in (0.1, 0.2, 0.7)]
@@ -264,3 +293,16 @@ def test_call_before_training_writes_chainers_epoch_zero_entry(tmp_path: Path) -
     assert rows[0].startswith("epoch       iteration   main/loss")
     assert rows[1].startswith("\x1b[J0           0                       ")
     assert json.loads((tmp_path / "log").read_text()) == log.log
+
+
+def test_fail_on_non_number_finds_the_first_bad_loss_across_buffer_flushes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a 3-loss buffer, 8 steps flush it twice before the epoch's trigger; iteration 5 is still named."""
+
+    class Diverging(FixedModule):
+        def training_step(self, batch, batch_idx):
+            loss = super().training_step(batch, batch_idx)
+            return loss * float("nan") if self.global_step in (4, 6) else loss
+
+    monkeypatch.setattr(FailOnNonNumber, "chunk", 3)
+    with pytest.raises(RuntimeError, match="at iteration 5\\."):
+        make_trainer([FailOnNonNumber(trigger=(1, "epoch"))], max_epochs=1).fit(Diverging(), train_loader())

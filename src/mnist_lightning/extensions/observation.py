@@ -72,7 +72,8 @@ class Summary:
             if isinstance(value, torch.Tensor):
                 if value.dim() != 0:
                     continue
-                value = value.detach().to(torch.float64)
+                if value.requires_grad:
+                    value = value.detach()
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 value = float(value)
             elif hasattr(value, "dtype") and getattr(value, "ndim", -1) == 0:  # numpy scalars
@@ -80,8 +81,13 @@ class Summary:
             else:
                 continue
             if weight != 1:
-                value = value * weight
-            self._sums[key] = self._sums[key] + value if key in self._sums else value
+                value = (value.to(torch.float64) if isinstance(value, torch.Tensor) else value) * weight
+            total = self._sums.get(key)
+            if isinstance(value, torch.Tensor) and not isinstance(total, torch.Tensor):
+                # The first tensor starts a float64 sum on its device (plus an earlier float sum, if any); later
+                # float32 values are promoted exactly inside the addition, one device op a step and no copy.
+                value = value.to(torch.float64)
+            self._sums[key] = value if total is None else total + value
             self._counts[key] = self._counts.get(key, 0) + weight
 
     def local_means(self) -> dict[str, Any]:
@@ -140,10 +146,29 @@ def read_lightning(trainer: pl.Trainer, phase: str) -> _LightningView:
     if phase == "train":
         values = [(m.meta.name, m._forward_cache) for _, m in items if m.meta.on_step and m._forward_cache is not None]
         loop = trainer.fit_loop
-        follows = bool(loop.epoch_loop._should_check_val_fx(loop._data_fetcher))
+        follows = _validation_may_follow(trainer) and bool(loop.epoch_loop._should_check_val_fx(loop._data_fetcher))
         return _LightningView(values, [], follows)
     keys = [m.meta.name for _, m in items if m.meta.on_epoch]
     return _LightningView([], keys, False)
+
+
+def _validation_may_follow(trainer: pl.Trainer) -> bool:
+    """False when Lightning's (costly, ~50 us) validation check cannot be true for this batch.
+
+    Validation follows a batch only at the end of an epoch, every ``val_check_batch`` batches, on a stop
+    request, or on a time interval; any case this does not recognise is left to Lightning to decide.
+    """
+    loop = trainer.fit_loop.epoch_loop
+    every = trainer.val_check_batch
+    if not isinstance(every, int) or every <= 0:
+        return True
+    return (
+        loop.batch_progress.is_last_batch
+        or trainer.should_stop
+        or getattr(trainer, "_val_check_time_interval", None) is not None
+        or (loop.batch_idx + 1) % every == 0
+        or (loop.total_batch_idx + 1) % every == 0
+    )
 
 
 def returned_observation(outputs: Any) -> dict[str, Any]:
@@ -218,8 +243,8 @@ class _Driver:
                 self.observation[name] = value
         self.observation.update(returned_observation(outputs))
         for name, value in self.observation.items():  # once here rather than in every extension's summary
-            if isinstance(value, torch.Tensor) and value.dtype != torch.float64:
-                self.observation[name] = value.detach().to(torch.float64)
+            if isinstance(value, torch.Tensor) and value.requires_grad:
+                self.observation[name] = value.detach()
         n = trainer.num_training_batches
         epoch = trainer.current_epoch
         if isinstance(n, int) or (isinstance(n, float) and math.isfinite(n)):

@@ -52,10 +52,12 @@ class PrintReport(Extension):
         self._templates = [(e, f"{{:<{w}g}}  ", " " * (w + 2)) for e, w in zip(self._entries, widths, strict=True)]
         self._header: str | None = self._header_text
         self._log_len = 0
+        self._found: Any = None  # the LogReport, found once per training run
 
     def initialize(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._header = self._header_text
         self._log_len = 0
+        self._found = None
 
     def __call__(self, step: Step) -> None:
         if not step.trainer.is_global_zero:
@@ -64,7 +66,9 @@ class PrintReport(Extension):
         if self._header:
             out.write(self._header)
             self._header = None
-        log = find_callback(step.trainer, self._log_report).log
+        if self._found is None:
+            self._found = find_callback(step.trainer, self._log_report)
+        log = self._found.log
         while len(log) > self._log_len:
             out.write("\033[J")
             self._print(out, log[self._log_len])
