@@ -141,7 +141,9 @@ def read_lightning(trainer: pl.Trainer, phase: str) -> _LightningView:
     Chainer's Evaluator does. For ``phase='validation'`` (``on_validation_end``) it names the ``on_epoch``
     keys the evaluation loop logged, whose reduced values are in ``trainer.callback_metrics``.
     """
-    results = trainer._results
+    # In on_train_batch_end the fit loop's collection is the active one; ``trainer._results`` finds it by
+    # comparing Lightning's running-stage enums, which costs more than the rest of this function.
+    results = trainer.fit_loop._results if phase == "train" else trainer._results
     items = list(results.valid_items()) if results is not None else []
     if phase == "train":
         values = [(m.meta.name, m._forward_cache) for _, m in items if m.meta.on_step and m._forward_cache is not None]
