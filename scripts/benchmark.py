@@ -238,9 +238,11 @@ def _time_epochs(settings: Settings, one_epoch: Callable[[], float]) -> tuple[Sp
 
 
 def _epoch_timer(settings: Settings) -> Any:
-    """A Lightning callback timing each epoch from its start to the next epoch's start (or the end of training).
+    """A Lightning callback timing each epoch from its start to its ``on_train_epoch_end``.
 
-    One span is one whole epoch: training, validation and every callback's epoch-end work.
+    Put last in the callback list, one span is one whole epoch: training, validation and every other callback's
+    epoch-end work (snapshot, log, plots when due); what runs once when training ends (the final redraw of the
+    plots) belongs to no epoch and is left out, as the hand loops leave out their own teardown.
     """
     from lightning.pytorch.callbacks import Callback
 
@@ -249,11 +251,12 @@ def _epoch_timer(settings: Settings) -> Any:
             self.clock = EpochClock(settings)
 
         def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-            self.clock.stop()
             self.clock.start()
 
-        def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
             self.clock.stop()
+
+        def on_train_end(self, trainer: Any, pl_module: Any) -> None:
             self.clock.hold()
 
     return EpochTimer()
