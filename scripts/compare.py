@@ -203,6 +203,7 @@ TRAINING_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--optimizer",), {}),
     (("--lr",), {"type": float}),
     (("--seed",), {"type": int}),
+    (("--normalize",), {"action": "store_true"}),
     (("--data-dir",), {}),
     (("--no-progress",), {"action": "store_true"}),
     (("--noplot",), {"action": "store_true"}),

@@ -17,7 +17,7 @@ import numpy as np
 
 from mnist_lightning.arguments import OneLineParser, add_training_flags, positive_int
 from mnist_lightning.chainer_compat import import_chainer
-from mnist_lightning.mnist import MNISTDataError, load_split, split_indices
+from mnist_lightning.mnist import PIXEL_MEAN, PIXEL_STD, MNISTDataError, load_split, split_indices
 from mnist_lightning.weights import WeightsError, read_arrays, write_arrays
 
 
@@ -134,10 +134,12 @@ def load_mnist_arrays(
     val_ratio: float = 0.2,
     n_train: int | None = None,
     n_val: int | None = None,
+    normalize: bool = False,
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """((x, t) train, (x, t) validation): x float32 (N, 1, 28, 28) = uint8 / 255, t int32; the DataModule's split.
 
     ``n_train``/``n_val`` keep only the first examples of each part (smoke runs); None keeps them all.
+    ``normalize`` then subtracts ``PIXEL_MEAN`` and divides by ``PIXEL_STD``, in float32 as the DataModule does.
     """
     images, labels = load_split(data_dir, train=True)
     train_idx, val_idx = split_indices(len(labels), val_ratio, seed)
@@ -145,16 +147,22 @@ def load_mnist_arrays(
     def part(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Pixels scaled as the DataModule scales them (float32 division by 255) and int32 labels."""
         x = images[idx].reshape(-1, 1, 28, 28).astype(np.float32) / np.float32(255.0)
+        if normalize:
+            x = (x - np.float32(PIXEL_MEAN)) / np.float32(PIXEL_STD)
         return x, labels[idx].astype(np.int32)
 
     return part(train_idx[:n_train]), part(val_idx[:n_val])
 
 
 def get_mnist_split(
-    data_dir: str | os.PathLike, seed: int = 0, n_train: int | None = None, n_val: int | None = None
+    data_dir: str | os.PathLike,
+    seed: int = 0,
+    n_train: int | None = None,
+    n_val: int | None = None,
+    normalize: bool = False,
 ) -> tuple[chainer.datasets.TupleDataset, chainer.datasets.TupleDataset]:
     """The arrays of :func:`load_mnist_arrays` as Chainer's (train, validation) TupleDatasets."""
-    train, val = load_mnist_arrays(data_dir, seed, n_train=n_train, n_val=n_val)
+    train, val = load_mnist_arrays(data_dir, seed, n_train=n_train, n_val=n_val, normalize=normalize)
     return chainer.datasets.TupleDataset(*train), chainer.datasets.TupleDataset(*val)
 
 
@@ -234,7 +242,7 @@ def build_trainer(args: argparse.Namespace) -> chainer.training.Trainer:
     np.random.seed(args.seed)
     n_train = None if args.limit_train_batches is None else args.limit_train_batches * args.batchsize
     n_val = None if args.limit_val_batches is None else args.limit_val_batches * VAL_BATCH_SIZE
-    train, val = get_mnist_split(args.data_dir, args.seed, n_train=n_train, n_val=n_val)
+    train, val = get_mnist_split(args.data_dir, args.seed, n_train=n_train, n_val=n_val, normalize=args.normalize)
 
     predictor = build_predictor(args.model, args.unit)
     if args.init_from is not None:

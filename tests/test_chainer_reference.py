@@ -183,6 +183,17 @@ def test_chainer_split_is_the_datamodule_split(tc: ModuleType, data_dir: Path) -
     assert not np.array_equal(other_t_train, t_train)
 
 
+def test_chainer_normalize_is_the_datamodule_normalize(tc: ModuleType, data_dir: Path) -> None:
+    """``--normalize`` gives both frameworks the same validation pixels, bit for bit."""
+    _, (x_val, t_val) = tc.load_mnist_arrays(data_dir, seed=0, normalize=True)
+    dm = MNISTDataModule(data_dir, batch_size=128, seed=0, normalize=True)
+    dm.setup("fit")
+    batches = list(dm.val_dataloader())
+    assert np.array_equal(torch.cat([x for x, _ in batches]).numpy(), x_val)
+    assert np.array_equal(torch.cat([t for _, t in batches]).numpy(), t_val)
+    assert abs(float(x_val.mean())) < 0.01 and abs(float(x_val.std()) - 1) < 0.01
+
+
 # --- the script, end to end ----------------------------------------------------------------------------------------
 
 

@@ -118,6 +118,28 @@ def test_resume_missing_and_not_a_checkpoint(tmp_path: Path, tiny_mnist: Path) -
     assert not (tmp_path / "lightning_logs").exists()
 
 
+def test_resume_refuses_a_snapshot_trained_on_other_inputs(tmp_path: Path, tiny_mnist: Path) -> None:
+    """A snapshot trained with --normalize resumes only with it, and one trained without only without it."""
+    out = tmp_path / "norm"
+    first = train(["--data-dir", str(tiny_mnist), "-e", "1", "--normalize", "--noplot", "-o", str(out)], tmp_path)
+    assert first.returncode == 0, first.stderr
+    snapshot = out / "snapshot_iter_2"
+    result = train(["--data-dir", str(tiny_mnist), "-e", "2", "-r", str(snapshot)], tmp_path)
+    assert_one_sentence(result, "was trained on normalised pixels: add --normalize")
+    resumed = train(
+        ["--data-dir", str(tiny_mnist), "-e", "2", "--normalize", "--noplot", "-o", str(out), "-r", str(snapshot)],
+        tmp_path,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert (out / "snapshot_iter_4").is_file()
+    plain = tmp_path / "plain"
+    assert train(["--data-dir", str(tiny_mnist), "-e", "1", "--noplot", "-o", str(plain)], tmp_path).returncode == 0
+    result = train(
+        ["--data-dir", str(tiny_mnist), "-e", "2", "--normalize", "-r", str(plain / "snapshot_iter_2")], tmp_path
+    )
+    assert_one_sentence(result, r"was trained on pixels in \[0, 1\]: drop --normalize")
+
+
 def test_out_is_a_file(tmp_path: Path, tiny_mnist: Path) -> None:
     target = tmp_path / "taken"
     target.write_text("")

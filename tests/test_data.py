@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mnist_lightning.data import EpochShuffle, MNISTDataModule
-from mnist_lightning.mnist import MNISTDataError, load_split
+from mnist_lightning.mnist import PIXEL_MEAN, PIXEL_STD, MNISTDataError, load_split
 
 
 def setup_dm(data_dir: Path, **kwargs: object) -> MNISTDataModule:
@@ -71,6 +71,18 @@ def test_torchvision_pipeline_serves_identical_samples(tiny_mnist: Path) -> None
     for a, b in ((fast.val_dataloader(), slow.val_dataloader()), (fast.test_dataloader(), slow.test_dataloader())):
         (xa, ya), (xb, yb) = next(iter(a)), next(iter(b))
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_normalize_shifts_and_scales_the_same_images_in_both_pipelines(tiny_mnist: Path) -> None:
+    """``normalize``: (pixels / 255 - mean) / std, in float32, bit for bit the same in both pipelines."""
+    plain = setup_dm(tiny_mnist, test_batch_size=1000)
+    fast = setup_dm(tiny_mnist, test_batch_size=1000, normalize=True)
+    slow = setup_dm(tiny_mnist, test_batch_size=1000, pipeline="torchvision", normalize=True)
+    (x, y), (xn, yn), (xs, ys) = (next(iter(dm.val_dataloader())) for dm in (plain, fast, slow))
+    assert torch.equal(xn, (x - PIXEL_MEAN) / PIXEL_STD) and torch.equal(yn, y)
+    assert torch.equal(xn, xs) and torch.equal(yn, ys)
+    assert float(xn.min()) == pytest.approx(-PIXEL_MEAN / PIXEL_STD)
+    assert fast.hparams["normalize"] is True and plain.hparams["normalize"] is False
 
 
 def test_same_seed_same_split_on_every_instance(tiny_mnist: Path) -> None:

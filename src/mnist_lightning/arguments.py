@@ -53,6 +53,11 @@ def add_training_flags(parser: argparse.ArgumentParser, models: Sequence[str], o
         "--seed", type=int, default=0, help="seed of the split, the shuffle and the weights (default: 0)"
     )
     parser.add_argument(
+        "--normalize",
+        action="store_true",
+        help="normalise pixels by MNIST's mean and standard deviation (default: scale them to [0, 1])",
+    )
+    parser.add_argument(
         "--data-dir",
         default=os.environ.get("MNIST_DATA_DIR", "data"),
         help="folder holding MNIST/raw/ (default: $MNIST_DATA_DIR or data/)",

@@ -113,8 +113,9 @@ def _devices(text: str) -> int | str | list[int]:
     raise UsageError(f"--devices must be 'auto', a count or a comma-separated list of ids, got {text!r}.")
 
 
-def read_snapshot_hparams(path: str) -> dict[str, Any]:
-    """The hyper-parameters of the Lightning checkpoint at ``path``, or UsageError saying why it is unusable."""
+def read_snapshot_hparams(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The (model, datamodule) hyper-parameters of the Lightning checkpoint at ``path``, or UsageError saying why
+    it is unusable."""
     if not os.path.isfile(path):
         raise UsageError(f"--resume {path}: no such file.")
     try:
@@ -123,11 +124,11 @@ def read_snapshot_hparams(path: str) -> dict[str, Any]:
         raise UsageError(f"--resume {path}: not a Lightning checkpoint (torch.load could not read it).") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UsageError(f"--resume {path}: not a Lightning checkpoint (it holds no state_dict).")
-    return dict(checkpoint.get("hyper_parameters", {}))
+    return dict(checkpoint.get("hyper_parameters", {})), dict(checkpoint.get("datamodule_hyper_parameters", {}))
 
 
 def _check_resume(path: str, args: argparse.Namespace) -> None:
-    hparams = read_snapshot_hparams(path)
+    hparams, data_hparams = read_snapshot_hparams(path)
     model = hparams.get("predictor")
     if model != args.model:
         raise UsageError(f"--resume {path} is a snapshot of model {model!r}, not --model {args.model}.")
@@ -135,6 +136,10 @@ def _check_resume(path: str, args: argparse.Namespace) -> None:
         raise UsageError(
             f"--resume {path} is a snapshot of an MLP with {hparams.get('n_units')} units, not --unit {args.unit}."
         )
+    normalized = bool(data_hparams.get("normalize", False))
+    if normalized != args.normalize:
+        trained = "normalised pixels" if normalized else "pixels in [0, 1]"
+        raise UsageError(f"--resume {path} was trained on {trained}: {'add' if normalized else 'drop'} --normalize.")
 
 
 def _logger_version(resume: str | None, out: str | None) -> int | str | None:
@@ -240,6 +245,7 @@ def build(
         num_workers=args.num_workers,
         pipeline=args.data_pipeline,
         data_on_device=args.data_on_device,
+        normalize=args.normalize,
     )
     # Fail before any folder is made when the data is absent and cannot be downloaded.
     datamodule.prepare_data()

@@ -1,6 +1,7 @@
 """MNISTDataModule: the 48,000 / 12,000 seeded split of MNIST's training set, and its 10,000 test images.
 
-Two pipelines serve the same images in [0, 1]:
+Two pipelines serve the same images in [0, 1] (or, with ``normalize``, shifted and scaled to MNIST's mean 0 and
+standard deviation 1, as torchvision's ``Normalize((0.1307,), (0.3081,))``):
 
 - ``"tensor"`` (default): the IDX files are read once into one uint8 tensor and batches are cut by
   indexing, scaled to float per batch; no PIL and no per-sample Python. With ``data_on_device`` the
@@ -19,6 +20,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from mnist_lightning.mnist import (
+    PIXEL_MEAN,
+    PIXEL_STD,
     MNISTDataError,
     check_files,
     load_split,
@@ -66,11 +69,21 @@ class EpochShuffle:
 
 
 class TensorLoader:
-    """Batches ``(images / 255, labels)`` cut by index from uint8 tensors held in memory (or on the device)."""
+    """Batches ``(images / 255, labels)`` cut by index from uint8 tensors held in memory (or on the device).
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, sampler: EpochShuffle) -> None:
+    With ``normalize`` the scaled images are then shifted by ``PIXEL_MEAN`` and divided by ``PIXEL_STD``.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        sampler: EpochShuffle,
+        normalize: bool = False,
+    ) -> None:
         self.images, self.labels = images, labels
-        self.batch_size = batch_size
+        self.batch_size, self.normalize = batch_size, normalize
         # Lightning looks up ``sampler.set_epoch`` and ``batch_sampler`` the way it does on a DataLoader.
         self.sampler = sampler
         self.batch_sampler = None
@@ -82,6 +95,8 @@ class TensorLoader:
         order = self.sampler.indices().to(self.images.device)
         for batch in order.split(self.batch_size):
             x = self.images[batch].unsqueeze(1).float().div_(255.0)
+            if self.normalize:
+                x = x.sub_(PIXEL_MEAN).div_(PIXEL_STD)
             yield x, self.labels[batch]
 
 
@@ -98,14 +113,18 @@ class MNISTDataModule(L.LightningDataModule):
         num_workers: int = 0,
         pipeline: str = "tensor",
         data_on_device: bool | None = None,
+        normalize: bool = False,
     ) -> None:
         super().__init__()
+        # In every checkpoint (``datamodule_hyper_parameters``): a resume can refuse other inputs.
+        self.save_hyperparameters(ignore=["data_dir", "num_workers", "data_on_device"])
         if pipeline not in PIPELINES:
             raise ValueError(f"unknown data pipeline {pipeline!r}: choose one of {', '.join(PIPELINES)}.")
         self.data_dir = os.fspath(data_dir)
         self.batch_size, self.test_batch_size = batch_size, test_batch_size
         self.val_ratio, self.seed = val_ratio, seed
         self.num_workers, self.pipeline, self.data_on_device = num_workers, pipeline, data_on_device
+        self.normalize = normalize
         self._train: tuple[torch.Tensor, torch.Tensor] | Dataset | None = None
         self._test: tuple[torch.Tensor, torch.Tensor] | Dataset | None = None
 
@@ -141,7 +160,10 @@ class MNISTDataModule(L.LightningDataModule):
         if self.pipeline == "torchvision":
             from torchvision import datasets, transforms
 
-            return datasets.MNIST(self.data_dir, train=train, transform=transforms.ToTensor())
+            transform = transforms.ToTensor()
+            if self.normalize:
+                transform = transforms.Compose([transform, transforms.Normalize((PIXEL_MEAN,), (PIXEL_STD,))])
+            return datasets.MNIST(self.data_dir, train=train, transform=transform)
         images, labels = load_split(self.data_dir, train=train)
         device = self._device()
         return torch.from_numpy(images.copy()).to(device), torch.from_numpy(labels).to(device)
@@ -168,7 +190,7 @@ class MNISTDataModule(L.LightningDataModule):
             images, labels = images[idx], labels[idx]
         rank, world_size = self._rank()
         sampler = EpochShuffle(len(labels), shuffle=train, seed=self.seed, rank=rank, world_size=world_size, even=train)
-        return TensorLoader(images, labels, batch_size, sampler)
+        return TensorLoader(images, labels, batch_size, sampler, normalize=self.normalize)
 
     def _torchvision_loader(
         self, dataset: Dataset, idx: torch.Tensor | None, batch_size: int, shuffle: bool

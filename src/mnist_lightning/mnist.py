@@ -17,6 +17,9 @@ TRAIN_LABELS = "train-labels-idx1-ubyte"
 TEST_IMAGES = "t10k-images-idx3-ubyte"
 TEST_LABELS = "t10k-labels-idx1-ubyte"
 FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+#: Mean and standard deviation of the training images' pixels in [0, 1], for ``--normalize``.
+PIXEL_MEAN = 0.1307
+PIXEL_STD = 0.3081
 IMAGE_MAGIC = 2051
 LABEL_MAGIC = 2049
 IMAGE_SIZE = 28
