@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
+
+from conftest import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "benchmark.py"
@@ -69,23 +69,13 @@ def test_failing_child_gets_a_failed_row_and_nonzero_exit(tiny_mnist: Path) -> N
     assert "| floor | failed: " in run.stdout and "label 12" in run.stdout
 
 
-def _load_benchmark() -> ModuleType:
-    """``scripts/benchmark.py`` imported as a module."""
-    spec = importlib.util.spec_from_file_location("benchmark", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_round_runs_contenders_in_lock_step(tiny_mnist: Path) -> None:
     """Each of the three clock styles (hand loop, Lightning callback, Chainer extension) waits for its turn.
 
     No two epochs overlap, every contender ends epoch k before any starts epoch k + 1, and the order within an
     epoch rotates by one each epoch.
     """
-    bench = _load_benchmark()
+    bench = load_script("benchmark")
     settings = bench.Settings(
         model="lenet", epochs=2, device="cpu", threads=1, data_dir=str(tiny_mnist), limit_batches=1
     )
@@ -103,7 +93,7 @@ def test_round_runs_contenders_in_lock_step(tiny_mnist: Path) -> None:
 
 def test_paired_ratio_is_the_median_of_epoch_by_epoch_ratios() -> None:
     """One slow epoch (the host busy) moves a ratio of medians, but not the median of paired ratios."""
-    bench = _load_benchmark()
+    bench = load_script("benchmark")
     fast = bench.Outcome(rounds=[[1.0, 2.0, 4.0], [1.0, 1.0, 1.0]])
     slow = bench.Outcome(rounds=[[1.5, 3.0, 6.0], [1.5, 1.5, 9.0]])
     assert bench.paired_ratio(slow, fast) == 1.5

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
+from conftest import load_script
 
 from mnist_lightning.chainer_compat import INSTALL_HINT, import_chainer
 from mnist_lightning.data import EpochShuffle, MNISTDataModule
@@ -41,11 +41,7 @@ def tc() -> ModuleType:
         import_chainer()
     except ImportError as error:
         _missing(str(error))
-    spec = importlib.util.spec_from_file_location("train_chainer", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("train_chainer")
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare.py"
 
@@ -65,11 +65,7 @@ CHAINER_LOG = [
 @pytest.fixture(scope="module")
 def compare() -> ModuleType:
     """``scripts/compare.py`` imported as a module."""
-    spec = importlib.util.spec_from_file_location("compare", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("compare")
 
 
 @pytest.fixture

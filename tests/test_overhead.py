@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,15 +54,23 @@ class Window(Callback):
             self.mode.step = None
 
 
-def test_no_host_read_on_ordinary_steps(tiny_mnist: Path, tmp_path: Path) -> None:
-    """160 steps with every extension on: reads only on the logger's steps (every 50th), none elsewhere."""
-    argv = ["--data-dir", str(tiny_mnist), "-e", "2", "-b", "2", "--accelerator", "cpu", "-o", str(tmp_path / "out")]
+def fit_counting_reads(argv: list[str], change: Callable[[Any], None] | None = None) -> tuple[HostReads, Any]:
+    """Build ``scripts/train.py``'s trainer for ``argv`` (after ``change`` to the model), fit it counting reads."""
     trainer, model, datamodule, _ = cli.build(cli.build_parser().parse_args(argv))
+    if change is not None:
+        change(model)
     mode = HostReads()
     trainer.callbacks.insert(0, Window(mode, opens=True))
     trainer.callbacks.append(Window(mode, opens=False))
     with mode:
         trainer.fit(model, datamodule=datamodule)
+    return mode, trainer
+
+
+def test_no_host_read_on_ordinary_steps(tiny_mnist: Path, tmp_path: Path) -> None:
+    """160 steps with every extension on: reads only on the logger's steps (every 50th), none elsewhere."""
+    argv = ["--data-dir", str(tiny_mnist), "-e", "2", "-b", "2", "--accelerator", "cpu", "-o", str(tmp_path / "out")]
+    mode, trainer = fit_counting_reads(argv)
     assert trainer.global_step == 160
     log_steps = {step for step in range(160) if (step + 1) % trainer.log_every_n_steps == 0}
     assert {step for step, _, _ in mode.reads} <= log_steps, mode.reads
@@ -69,20 +78,18 @@ def test_no_host_read_on_ordinary_steps(tiny_mnist: Path, tmp_path: Path) -> Non
 
 def test_the_counter_sees_a_read_in_training_step(tiny_mnist: Path, tmp_path: Path) -> None:
     """The same window catches one ``.item()`` a step when training_step makes it (the test can fail)."""
+
+    def read_every_step(model: Any) -> None:
+        step = model.training_step
+
+        def reading_step(batch: Any, batch_idx: int) -> Any:
+            outputs = step(batch, batch_idx)
+            outputs["loss"].item()
+            return outputs
+
+        model.training_step = reading_step
+
     argv = ["--data-dir", str(tiny_mnist), "-e", "1", "-b", "16", "--accelerator", "cpu", "-o", str(tmp_path / "out")]
-    trainer, model, datamodule, _ = cli.build(cli.build_parser().parse_args(argv))
-    step = model.training_step
-
-    def reading_step(batch: Any, batch_idx: int) -> Any:
-        outputs = step(batch, batch_idx)
-        outputs["loss"].item()
-        return outputs
-
-    model.training_step = reading_step
-    mode = HostReads()
-    trainer.callbacks.insert(0, Window(mode, opens=True))
-    trainer.callbacks.append(Window(mode, opens=False))
-    with mode:
-        trainer.fit(model, datamodule=datamodule)
+    mode, trainer = fit_counting_reads(argv, read_every_step)
     assert trainer.global_step == 10
     assert sorted(step for step, name, _ in mode.reads if name == "item") == list(range(10))

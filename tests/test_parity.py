@@ -16,16 +16,15 @@ feed both optimizers Chainer's own gradients (float32, element by element to 1e-
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
+from conftest import load_script
 
 from mnist_lightning.chainer_compat import import_chainer
 from mnist_lightning.classifier import OPTIMIZERS, make_optimizer
@@ -39,21 +38,11 @@ except ImportError as error:
         raise
     pytest.skip(str(error), allow_module_level=True)
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_chainer.py"
 N_UNITS = 50
 RTOL = 1e-5
 
 
-def load_script() -> ModuleType:
-    """``scripts/train_chainer.py`` imported as a module (it is a script, not part of the package)."""
-    spec = importlib.util.spec_from_file_location("train_chainer", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tc = load_script()
+tc = load_script("train_chainer")
 chainer = tc.chainer
 
 
