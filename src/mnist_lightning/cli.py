@@ -114,8 +114,7 @@ def _devices(text: str) -> int | str | list[int]:
 
 
 def read_snapshot_hparams(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The (model, datamodule) hyper-parameters of the Lightning checkpoint at ``path``, or UsageError saying why
-    it is unusable."""
+    """The model's and the datamodule's hyper-parameters in the checkpoint at ``path`` (UsageError if unusable)."""
     if not os.path.isfile(path):
         raise UsageError(f"--resume {path}: no such file.")
     try:

@@ -17,7 +17,7 @@ class NonNumberError(RuntimeError):
     """Raised by FailOnNonNumber: training diverged; the message names the first bad iteration."""
 
 
-NONE = 2**62  # "no bad iteration yet", larger than any iteration
+NO_BAD_ITERATION = 2**62  # larger than any iteration
 
 
 class FailOnNonNumber(Extension):
@@ -52,7 +52,7 @@ class FailOnNonNumber(Extension):
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def _mark(self, first: torch.Tensor) -> None:
-        """Keep the smallest first-bad iteration seen (device ops only; NONE means none)."""
+        """Keep the smallest first-bad iteration seen (device ops only)."""
         self._first_bad = first if self._first_bad is None else torch.minimum(self._first_bad, first)
 
     def _hold(self, loss: torch.Tensor, iteration: int) -> None:
@@ -74,7 +74,7 @@ class FailOnNonNumber(Extension):
         if self._held and self._losses is not None and self._positions is not None:
             n, self._held = self._held, 0
             bad = ~torch.isfinite(self._losses[:n])
-            self._mark(torch.where(bad, self._positions[:n], NONE).min() + self._first_held)
+            self._mark(torch.where(bad, self._positions[:n], NO_BAD_ITERATION).min() + self._first_held)
 
     def run(self, step: Step) -> None:
         if self._loss is not None:
@@ -88,11 +88,11 @@ class FailOnNonNumber(Extension):
         tensors = parameters + [p.grad.detach() for p in step.pl_module.parameters() if p.grad is not None]
         if tensors:
             worst = torch.nn.utils.get_total_norm(tensors, norm_type=math.inf, foreach=True)
-            self._mark(torch.where(torch.isfinite(worst), NONE, step.iteration))
+            self._mark(torch.where(torch.isfinite(worst), NO_BAD_ITERATION, step.iteration))
         if self._first_bad is None:
             return
         first = int(self._first_bad.item())
-        if first < NONE:
+        if first < NO_BAD_ITERATION:
             raise NonNumberError(
                 f"Kill the process since the loss, gradients or parameters diverged (NaN or inf) at iteration "
                 f"{first}. R.I.P."
