@@ -3,6 +3,7 @@
 from mnist_lightning.extensions.evaluator import Evaluator
 from mnist_lightning.extensions.exponential_shift import ExponentialShift
 from mnist_lightning.extensions.fail_on_non_number import FailOnNonNumber, NonNumberError
+from mnist_lightning.extensions.hyperparameter_shift import HyperparameterShift
 from mnist_lightning.extensions.linear_shift import LinearShift
 from mnist_lightning.extensions.log_report import LogReport
 from mnist_lightning.extensions.micro_average import MicroAverage
@@ -50,6 +51,7 @@ __all__ = [
     "ExponentialShift",
     "Extension",
     "FailOnNonNumber",
+    "HyperparameterShift",
     "IntervalTrigger",
     "LinearShift",
     "LogReport",
