@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from lightning.pytorch.callbacks import Callback
 from torch.overrides import TorchFunctionMode
 
@@ -52,6 +53,12 @@ class Window(Callback):
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         if not self.opens:
             self.mode.step = None
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run from ``tmp_path``: the TensorBoard logger writes ``lightning_logs/`` into the current folder."""
+    monkeypatch.chdir(tmp_path)
 
 
 def fit_counting_reads(argv: list[str], change: Callable[[Any], None] | None = None) -> tuple[HostReads, Any]:
