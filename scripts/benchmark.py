@@ -11,7 +11,9 @@ defaults, then evaluate the 12,000 validation images in batches of 1000):
     floor            the compute-only floor: the same model and optimizer over float tensors already in memory
 
 Each contender runs in its own process (``--worker NAME``), which times its own epochs and reports its own
-peak resident memory. The processes of a round start together and then run in lock-step, one epoch at a time:
+peak resident memory. The template, no_extensions and the floor keep freed memory for reuse as ``scripts/train.py``
+does (``mnist_lightning.allocator``); plain_lightning, the hand loop and Chainer run with glibc's defaults, as
+the code they stand for would. The processes of a round start together and then run in lock-step, one epoch at a time:
 the driver lets one contender run an epoch while the others wait, then the next (in an order that rotates every
 epoch). Epoch k of every contender thus runs within a minute of epoch k of every other, so the host's drift hits
 all alike, and each ratio is the median of per-epoch ratios of epochs that ran back to back.
@@ -44,6 +46,9 @@ from mnist_lightning.arguments import OneLineParser, positive_int
 
 REPO = Path(__file__).resolve().parents[1]
 CONTENDERS = ("template", "no_extensions", "plain_lightning", "hand_loop", "chainer", "floor")
+# scripts/train.py keeps freed memory for the next step (mnist_lightning.allocator); so do the contenders that
+# measure the template against itself, so that their ratios show the extensions and Lightning, not malloc.
+KEEPS_FREED_MEMORY = ("template", "no_extensions", "floor")
 WARMUP_EPOCHS = 1
 TRAIN_BATCH = 128
 EVAL_BATCH = 1000
@@ -533,6 +538,10 @@ def worker_main(name: str, settings: Settings, result_path: str) -> int:
         import torch
 
         torch.set_num_threads(settings.threads)
+    if name in KEEPS_FREED_MEMORY:
+        from mnist_lightning.allocator import keep_freed_memory
+
+        keep_freed_memory()
     try:
         spans, accuracy = RUNNERS[name](settings)
     except Skip as reason:

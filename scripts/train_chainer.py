@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from mnist_lightning.allocator import keep_freed_memory
 from mnist_lightning.arguments import OneLineParser, add_training_flags, positive_int
 from mnist_lightning.chainer_compat import import_chainer
 from mnist_lightning.mnist import PIXEL_MEAN, PIXEL_STD, MNISTDataError, load_split, split_indices
@@ -314,6 +315,7 @@ def run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: returns the exit status (2 with one sentence on stderr for unusable input)."""
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # as scripts/train.py does, so that the two compare like for like
     try:
         run(args)
     except (UsageError, MNISTDataError, WeightsError) as error:

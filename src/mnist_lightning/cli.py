@@ -24,6 +24,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from mnist_lightning import extensions as E
+from mnist_lightning.allocator import keep_freed_memory
 from mnist_lightning.arguments import OneLineParser, add_training_flags, non_negative_int, positive_int
 from mnist_lightning.classifier import OPTIMIZERS, Classifier
 from mnist_lightning.data import PIPELINES, MNISTDataModule
@@ -293,6 +294,7 @@ def run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``scripts/train.py``: returns the exit status."""
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     # Lightning 2.6 on torch 2.14 warns about its own use of a deprecated torch API on every run.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     try:

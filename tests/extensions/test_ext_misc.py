@@ -5,12 +5,15 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
 from ext_helpers import FixedModule, make_trainer, train_loader, val_loader
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.profilers import Profiler
 
 from mnist_lightning.extensions import (
     Evaluator,
@@ -88,6 +91,52 @@ def test_validation_follows_exactly_where_lightning_validates(options: dict) -> 
     make_trainer([rec], **options).fit(FixedModule(), train_loader(), val_loader())
     follows = [index + 1 for index, view in enumerate(rec.lightning) if view.validation_follows]
     assert rec.validated_after and follows == rec.validated_after
+
+
+class HookCounter(Profiler):
+    """Counts what Lightning profiles: one ``[Callback]{state_key}.{hook}`` action per hook call on a callback."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: Counter[str] = Counter()
+
+    def start(self, action_name: str) -> None:
+        self.calls[action_name] += 1
+
+    def stop(self, action_name: str) -> None:
+        pass
+
+
+PER_BATCH_HOOKS = (
+    "on_train_batch_start",
+    "on_before_backward",
+    "on_after_backward",
+    "on_before_optimizer_step",
+    "on_before_zero_grad",
+    "on_validation_batch_start",
+    "on_validation_batch_end",
+)
+
+
+def test_lightning_calls_no_per_batch_hook_of_an_extension_but_the_driving_one() -> None:
+    """Extensions switch off the per-batch hooks they never use (each call costs 2-3 us a callback a step)."""
+
+    class Plain(Callback):
+        pass
+
+    log, table, plain, counter = (
+        LogReport(filename=None),
+        PrintReport(["epoch"], out=io.StringIO()),
+        Plain(),
+        HookCounter(),
+    )
+    make_trainer([log, table, plain], max_epochs=1, profiler=counter).fit(FixedModule(), train_loader(), val_loader())
+    for hook in PER_BATCH_HOOKS:
+        assert counter.calls[f"[Callback]{plain.state_key}.{hook}"] > 0, hook  # as on any callback
+        assert counter.calls[f"[Callback]{log.state_key}.{hook}"] == 0, hook
+        assert counter.calls[f"[Callback]{table.state_key}.{hook}"] == 0, hook
+    assert counter.calls[f"[Callback]{log.state_key}.on_train_batch_end"] == 8
+    assert [e["iteration"] for e in log.log] == [8] and "validation/main/loss" in log.log[0]
 
 
 def test_summary_keeps_tensors_until_report_and_matches_float64_mean() -> None:

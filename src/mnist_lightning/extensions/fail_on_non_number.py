@@ -23,9 +23,9 @@ NO_BAD_ITERATION = 2**62  # larger than any iteration
 class FailOnNonNumber(Extension):
     """Stops training when the loss, a gradient or the parameters become NaN or infinite.
 
-    Every iteration it copies the loss into a small buffer on the device (one copy, no host sync); every
-    ``chunk`` iterations and at ``trigger`` (default every iteration, as Chainer; ``(1, 'epoch')`` syncs once an
-    epoch) one reduction finds the first non-finite loss in it. At the trigger it also checks every parameter and
+    Every iteration it holds on to the loss tensor (no device op, no host sync); every ``chunk`` iterations and
+    at ``trigger`` (default every iteration, as Chainer; ``(1, 'epoch')`` syncs once an epoch) one stacked
+    reduction finds the first non-finite loss among them. At the trigger it also checks every parameter and
     gradient with one fused reduction, then raises ``NonNumberError`` (a ``RuntimeError``) naming the first bad
     iteration. A non-finite gradient or parameter makes the next loss non-finite, so checking those only at the
     trigger still finds where training diverged.
@@ -38,10 +38,7 @@ class FailOnNonNumber(Extension):
         super().__init__(trigger)
         self._first_bad: torch.Tensor | None = None
         self._loss: torch.Tensor | None = None
-        self._losses: torch.Tensor | None = None  # the held losses, of consecutive iterations from _first_held
-        self._slots: tuple[torch.Tensor, ...] = ()  # 0-d views of _losses, one per position
-        self._positions: torch.Tensor | None = None  # arange(chunk) on the same device
-        self._held = 0
+        self._held: list[torch.Tensor] = []  # losses of consecutive iterations, from _first_held on
         self._first_held = 0
 
     def on_train_batch_end(
@@ -56,25 +53,19 @@ class FailOnNonNumber(Extension):
         self._first_bad = first if self._first_bad is None else torch.minimum(self._first_bad, first)
 
     def _hold(self, loss: torch.Tensor, iteration: int) -> None:
-        """One device copy: the loss joins the buffer (which is reduced first when full or not consecutive)."""
-        if self._held and (self._held == len(self._slots) or iteration != self._first_held + self._held):
+        """The loss joins the held ones, which are reduced first when full or not of the previous iteration."""
+        if self._held and (len(self._held) >= self.chunk or iteration != self._first_held + len(self._held)):
             self._reduce()
-        if self._losses is None or self._losses.device != loss.device or len(self._slots) != self.chunk:
-            self._reduce()
-            self._losses = torch.empty(self.chunk, dtype=torch.float32, device=loss.device)
-            self._slots = self._losses.unbind()
-            self._positions = torch.arange(self.chunk, device=loss.device)
         if not self._held:
             self._first_held = iteration
-        self._slots[self._held].copy_(loss if loss.dim() == 0 else loss.sum())  # a sum is finite iff all terms are
-        self._held += 1
+        self._held.append(loss if loss.dim() == 0 else loss.sum())  # a sum is finite iff all its terms are
 
     def _reduce(self) -> None:
-        """Fold the held losses into ``_first_bad`` and empty the buffer."""
-        if self._held and self._losses is not None and self._positions is not None:
-            n, self._held = self._held, 0
-            bad = ~torch.isfinite(self._losses[:n])
-            self._mark(torch.where(bad, self._positions[:n], NO_BAD_ITERATION).min() + self._first_held)
+        """Fold the held losses into ``_first_bad`` (one stack and one reduction on the device) and let them go."""
+        if self._held:
+            losses, self._held = torch.stack(self._held), []
+            positions = torch.arange(len(losses), device=losses.device)
+            self._mark(torch.where(torch.isfinite(losses), NO_BAD_ITERATION, positions).min() + self._first_held)
 
     def run(self, step: Step) -> None:
         if self._loss is not None:
