@@ -11,12 +11,13 @@ defaults, then evaluate the 12,000 validation images in batches of 1000):
     floor            the compute-only floor: the same model and optimizer over float tensors already in memory
 
 Each contender runs in its own process (``--worker NAME``), which times its own epochs and reports its own
-peak resident memory. The template, no_extensions and the floor keep freed memory for reuse as ``scripts/train.py``
-does (``mnist_lightning.allocator``); plain_lightning, the hand loop and Chainer run with glibc's defaults, as
-the code they stand for would. The processes of a round start together and then run in lock-step, one epoch at a time:
-the driver lets one contender run an epoch while the others wait, then the next (in an order that rotates every
-epoch). Epoch k of every contender thus runs within a minute of epoch k of every other, so the host's drift hits
-all alike, and each ratio is the median of per-epoch ratios of epochs that ran back to back.
+peak resident memory. The template, no_extensions and the floor keep freed memory for reuse as
+``scripts/train.py`` does (``mnist_lightning.allocator``); plain_lightning, the hand loop and Chainer run with
+glibc's defaults, as the code they stand for would. The processes of a round start together and then run in
+lock-step, one epoch at a time: the driver lets one contender run an epoch while the others wait, then the next
+(in an order that rotates every epoch). Epoch k of every contender thus runs within a minute of epoch k of every
+other, so the host's drift hits all alike, and each ratio is the median of per-epoch ratios of epochs that ran
+back to back.
 
     python scripts/benchmark.py [--model lenet|mlp] [--epochs 3] [--repeats 1] [--device cpu|cuda]
                                 [--threads N] [--data-dir DIR] [--only NAME[,NAME]] [--json PATH]

@@ -10,8 +10,9 @@ import pytest
 
 from mnist_lightning import allocator
 
-# glibc's initial settings made fixed (a blank environment may otherwise land in either regime): every block of
-# 128 KiB or more is mmapped and unmapped again, so each LeNet step faults its activations in anew.
+# The "default" case fixes glibc's initial thresholds (128 KiB), which stops their self-adjustment: every block of
+# 128 KiB or more is then mmapped and unmapped again, so each LeNet step faults its activations in anew, whatever
+# the process did before (left to adjust itself, glibc lands in a better or a worse state depending on history).
 STEPS = """
 import ctypes, resource, sys
 import torch
