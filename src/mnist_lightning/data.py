@@ -23,6 +23,7 @@ from mnist_lightning.mnist import (
     PIXEL_MEAN,
     PIXEL_STD,
     MNISTDataError,
+    check_entries,
     check_files,
     load_split,
     missing_files,
@@ -129,10 +130,18 @@ class MNISTDataModule(L.LightningDataModule):
         self._test: tuple[torch.Tensor, torch.Tensor] | Dataset | None = None
 
     def prepare_data(self) -> None:
-        """Download the four files with torchvision when absent (rank 0 only, as Lightning calls it)."""
-        if not missing_files(self.data_dir):
-            check_files(self.data_dir)
-            return
+        """Check the four files, downloading with torchvision those that are absent (Lightning calls it on rank 0).
+
+        Runs on every start, so bad files (a label out of range, a FIFO, an unreadable file) stop the run before
+        training. Something other than a file in a file's place is reported, never downloaded over.
+        """
+        check_entries(self.data_dir)
+        if missing_files(self.data_dir):
+            self._download()
+        check_files(self.data_dir)
+
+    def _download(self) -> None:
+        """Ask torchvision for the four files; a failed download is reported by the check that follows it."""
         from torchvision.datasets import MNIST
 
         raw = raw_folder(self.data_dir).resolve()
@@ -140,13 +149,12 @@ class MNISTDataModule(L.LightningDataModule):
         try:
             MNIST(self.data_dir, train=True, download=True)
             MNIST(self.data_dir, train=False, download=True)
-        except Exception:  # no network, a proxy, a mirror down: the message below says what to do
+        except Exception:  # no network, a proxy, a mirror down: check_files then says what to do
             pass
         if missing_files(self.data_dir):
             for folder in created:  # leave no empty folders behind a failed download, deepest first
                 if folder.is_dir() and not any(folder.iterdir()):
                     folder.rmdir()
-        check_files(self.data_dir)
 
     def _device(self) -> torch.device:
         if self.trainer is None:
