@@ -17,6 +17,7 @@ The array functions need NumPy only (the Chainer script uses them); ``save_npz``
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,8 +65,8 @@ def _check_shapes(path: str | os.PathLike, model: str, n_units: int, layers: Seq
                 )
 
 
-def write_arrays(path: str | os.PathLike, model: str, n_units: int, layers: Sequence[Layer]) -> None:
-    """Write ``layers`` ((W, b) per layer, schema order) to ``path`` atomically: a temp file, then os.replace."""
+def _schema_arrays(path: str | os.PathLike, model: str, n_units: int, layers: Sequence[Layer]) -> dict[str, np.ndarray]:
+    """The arrays of the file, by name, after checking ``layers`` against the model's shapes."""
     _check_shapes(path, model, n_units, layers)
     arrays: dict[str, np.ndarray] = {
         "format": np.array(FORMAT),
@@ -75,6 +76,12 @@ def write_arrays(path: str | os.PathLike, model: str, n_units: int, layers: Sequ
     for i, (w, b) in enumerate(layers):
         arrays[f"layer{i}/W"] = np.asarray(w, dtype=np.float32)
         arrays[f"layer{i}/b"] = np.asarray(b, dtype=np.float32)
+    return arrays
+
+
+def write_arrays(path: str | os.PathLike, model: str, n_units: int, layers: Sequence[Layer]) -> None:
+    """Write ``layers`` ((W, b) per layer, schema order) to ``path`` atomically: a temp file, then os.replace."""
+    arrays = _schema_arrays(path, model, n_units, layers)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -121,11 +128,28 @@ def torch_layers(predictor: nn.Module) -> list[nn.Module]:
 
 
 def save_npz(predictor: nn.Module, path: str | os.PathLike, model: str, n_units: int) -> None:
-    """Write a torch predictor's parameters to ``path`` in the schema above (what ``--export-init`` calls)."""
+    """Write a torch predictor's parameters to ``path`` in the schema above (what ``--export-init`` calls).
+
+    The file is written as the extensions write theirs: a temp file beside it, fsync, then ``os.replace``.
+
+    Args:
+        predictor: the LeNet or MLP whose Conv2d and Linear layers are saved.
+        path: the ``.npz`` to write; its folder is made when missing.
+        model: ``lenet`` or ``mlp``, recorded in the file.
+        n_units: the MLP's hidden width, recorded in the file.
+
+    Raises:
+        WriteError: the file could not be written; the temp file is removed and an existing file is kept.
+    """
+    # The extensions' writer imports torch and Lightning; the NumPy-only side above must not.
+    from mnist_lightning.extensions.files import atomic_write
+
     layers = [
         (layer.weight.detach().cpu().numpy(), layer.bias.detach().cpu().numpy()) for layer in torch_layers(predictor)
     ]
-    write_arrays(path, model, n_units, layers)
+    buffer = io.BytesIO()
+    np.savez(buffer, **_schema_arrays(path, model, n_units, layers))
+    atomic_write(path, buffer.getbuffer())
 
 
 def load_npz(predictor: nn.Module, path: str | os.PathLike, model: str, n_units: int) -> None:

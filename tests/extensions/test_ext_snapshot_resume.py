@@ -88,6 +88,18 @@ def test_n_retains_prunes_after_save_and_autoload_finds_newest_complete(tmp_path
     assert [e["epoch"] for e in resumed[2].log] == [1, 2, 3, 4]
 
 
+def test_test_after_an_autoloaded_fit_scores_the_trained_weights(tmp_path: Path) -> None:
+    make_trainer(callbacks(tmp_path), max_epochs=1).fit(FixedModule(), train_loader(), val_loader())
+    trainer = make_trainer(callbacks(tmp_path, autoload=True), max_epochs=3)
+    assert apply_autoload(trainer) == str(tmp_path / "snapshot_iter_8")
+    model = FixedModule()
+    trainer.fit(model, train_loader(), val_loader())
+    trained = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer.validate(model, val_loader(), verbose=False)
+    assert trainer.ckpt_path is None
+    assert all(torch.equal(trained[k], v) for k, v in model.state_dict().items())
+
+
 def test_autoload_refuses_to_start_over_silently(tmp_path: Path) -> None:
     make_trainer(callbacks(tmp_path), max_epochs=1).fit(FixedModule(), train_loader(), val_loader())
     with pytest.raises(RuntimeError, match="autoload"):

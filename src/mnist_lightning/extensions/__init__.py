@@ -1,8 +1,10 @@
 """Chainer's trainer extensions and triggers as Lightning callbacks, for any LightningModule that uses ``self.log``."""
 
+from mnist_lightning.extensions.autoload import SnapshotError
 from mnist_lightning.extensions.evaluator import Evaluator
 from mnist_lightning.extensions.exponential_shift import ExponentialShift
 from mnist_lightning.extensions.fail_on_non_number import FailOnNonNumber, NonNumberError
+from mnist_lightning.extensions.files import WriteError
 from mnist_lightning.extensions.hyperparameter_shift import HyperparameterShift
 from mnist_lightning.extensions.linear_shift import LinearShift
 from mnist_lightning.extensions.log_report import LogReport
@@ -65,9 +67,11 @@ __all__ = [
     "PrintReport",
     "ProgressBar",
     "Snapshot",
+    "SnapshotError",
     "SnapshotObject",
     "Step",
     "Summary",
+    "WriteError",
     "apply_autoload",
     "find_latest_snapshot",
     "get_trigger",

@@ -7,15 +7,8 @@ import os
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from mnist_lightning.extensions.observation import (
-    PRIORITY_READER,
-    ElapsedTime,
-    Extension,
-    Step,
-    Summary,
-    atomic_write,
-    resolve_out,
-)
+from mnist_lightning.extensions.files import append_file, atomic_write, remove_temp_files
+from mnist_lightning.extensions.observation import PRIORITY_READER, ElapsedTime, Extension, Step, Summary, resolve_out
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
@@ -28,7 +21,8 @@ class LogReport(Extension):
     ``iteration`` and ``elapsed_time`` (seconds, continued across resumes). ``format='json'`` rewrites the whole
     list with ``json.dump(indent=4)`` (Chainer's bytes) atomically; ``format='jsonl'`` appends one line per entry.
     ``filename`` may use the entry's keys (``'log_{epoch}'``); ``None`` writes no file. A trailing partial
-    interval is dropped, as Chainer. Only rank 0 writes; means are summed over ranks first.
+    interval is dropped, as Chainer. Only rank 0 writes, inside ``out`` (see ``files.py``); a failed write raises
+    ``WriteError`` and leaves the previous file as it was. Means are summed over ranks first.
     """
 
     priority = PRIORITY_READER
@@ -75,6 +69,8 @@ class LogReport(Extension):
         super().setup(trainer, pl_module, stage)
         if stage == "fit":
             self.out = resolve_out(trainer, self._out)
+            if self._filename is not None and trainer.is_global_zero:
+                remove_temp_files(self.out, self._filename)
 
     def initialize(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.elapsed_time.start()
@@ -110,8 +106,7 @@ class LogReport(Extension):
             atomic_write(path, "".join(json.dumps(e) + "\n" for e in self._log))
             self._jsonl_synced.add(path)
         else:
-            with open(path, "a") as f:
-                f.write(json.dumps(entry) + "\n")
+            append_file(path, json.dumps(entry) + "\n")
 
     def extension_state(self) -> dict[str, Any]:
         return {

@@ -9,8 +9,6 @@ writers (Evaluator, observe_lr) run before readers (LogReport, PrintReport) and 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
 import weakref
 from collections.abc import Iterable, Mapping
@@ -190,26 +188,6 @@ def returned_observation(outputs: Any) -> dict[str, Any]:
             or (isinstance(value, (int, float)) and not isinstance(value, bool))
         )
     }
-
-
-def atomic_write(path: str, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the result should look like any other written file
-    try:
-        with os.fdopen(fd, "wb" if isinstance(data, bytes) else "w") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def resolve_out(trainer: pl.Trainer, out: str | None) -> str:

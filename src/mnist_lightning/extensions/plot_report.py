@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from mnist_lightning.extensions.files import WriteError, atomic_write, remove_temp_files
 from mnist_lightning.extensions.observation import PRIORITY_READER, Extension, Step, Summary, resolve_out
 
 if TYPE_CHECKING:
@@ -21,7 +23,8 @@ class PlotReport(Extension):
     Chainer, with the legend outside the axes (above them here, beside them in Chainer); the points travel in
     checkpoints. Rank 0 draws, with matplotlib's Agg renderer. A plot costs tens of milliseconds, a lot next to a
     short epoch on a GPU: ``redraw_interval=S`` redraws at most every S seconds (and once more when training
-    ends), while every point is still recorded at its trigger.
+    ends), while every point is still recorded at its trigger. The file is written inside ``out`` under a temp
+    name and renamed (see ``files.py``); a failed write raises ``WriteError`` and keeps the previous plot.
     """
 
     priority = PRIORITY_READER
@@ -57,6 +60,7 @@ class PlotReport(Extension):
         self._figure: Any = None
         self._lines: dict[str, Any] = {}
         self._legend_keys: list[str] = []
+        self._failed = False
 
     def _state_key_fields(self) -> dict[str, Any]:
         return dict(filename=self._filename)
@@ -70,6 +74,9 @@ class PlotReport(Extension):
         super().setup(trainer, pl_module, stage)
         if stage == "fit":
             self.out = resolve_out(trainer, self._out)
+            self._failed = False
+            if trainer.is_global_zero:
+                remove_temp_files(self.out, self._filename)
 
     def run(self, step: Step) -> None:
         self._summary.add(step.observation, self._y_keys)
@@ -96,9 +103,17 @@ class PlotReport(Extension):
             if time.monotonic() - self._last_draw >= self._redraw_interval:
                 self._draw_pending()
 
+    def on_error(self, trainer: pl.Trainer, exception: BaseException) -> None:
+        self._failed = True
+
     def finalize(self, trainer: pl.Trainer) -> None:
         """Draw the points that a ``redraw_interval`` held back, when training ends (or fails)."""
-        self._draw_pending()
+        try:
+            self._draw_pending()
+        except WriteError:
+            # After a failed run (a full disk, say) its own error is the one to report, not the plot's.
+            if not self._failed:
+                raise
 
     def _draw_pending(self) -> None:
         if self._undrawn is not None:
@@ -134,14 +149,16 @@ class PlotReport(Extension):
                 axes.get_legend().remove()
             axes.legend(loc="lower left", bbox_to_anchor=(0.0, 1.02, 1.0, 0.2), mode="expand", borderaxespad=0.0)
             self._legend_keys = list(lines)
-        out = self.out or "result"
-        os.makedirs(out, exist_ok=True)
-        path = os.path.join(out, self._filename)
-        tmp = os.path.join(out, "." + self._filename + ".tmp.png")
-        figure.savefig(tmp)
-        os.replace(tmp, path)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format=self._image_format(figure))
+        atomic_write(os.path.join(self.out or "result", self._filename), buffer.getbuffer())
         if self._postprocess is not None:
             self._figure = None  # a postprocess may change anything: start from a fresh figure each time
+
+    def _image_format(self, figure: Any) -> str | None:
+        """The format the file name's extension asks for; None (matplotlib's default, PNG) for an unknown one."""
+        extension = os.path.splitext(self._filename)[1].lstrip(".").lower()
+        return extension if extension in figure.canvas.get_supported_filetypes() else None
 
     def _figure_and_axes(self) -> tuple[Any, Any]:
         if self._figure is None:

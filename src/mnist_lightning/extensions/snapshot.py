@@ -2,52 +2,55 @@
 
 from __future__ import annotations
 
-import glob
+import contextlib
+import io
 import os
 import random
+import secrets
+import shutil
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from lightning.pytorch.strategies import Strategy
 
-from mnist_lightning.extensions.observation import PRIORITY_SNAPSHOT, Extension, Step, atomic_write, resolve_out
+from mnist_lightning.extensions.autoload import find_latest_snapshot, list_snapshots, newest_readable_snapshot
+from mnist_lightning.extensions.files import TEMP_SUFFIX, WriteError, atomic_write, remove_temp_files
+from mnist_lightning.extensions.observation import PRIORITY_SNAPSHOT, Extension, Step, resolve_out
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
     from torch import nn
 
 
-def _pattern(filename: str) -> tuple[str, str]:
-    """The fixed text before the first ``{`` and after the last ``}`` of a filename template."""
-    prefix = filename.split("{", 1)[0]
-    suffix = filename.rsplit("}", 1)[-1] if "}" in filename else ""
-    return prefix, suffix
+def _lightning_checkpoint(trainer: pl.Trainer) -> dict[str, Any]:
+    """The checkpoint dict ``trainer.save_checkpoint`` writes; collective, so every rank calls it.
+
+    Lightning has no public call that returns the dict without writing it through its CheckpointIO, whose fsspec
+    transaction stages the file in ``$TMPDIR``; ``Trainer.save_checkpoint`` gets it from this private method.
+    """
+    return trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
 
 
-def list_snapshots(out: str, filename: str = "snapshot_iter_{iteration}") -> list[str]:
-    """Complete snapshots in ``out`` matching the template, oldest first (temporary files are hidden dot-files)."""
-    prefix, suffix = _pattern(filename)
-    paths = [
-        p
-        for p in glob.glob(os.path.join(glob.escape(out), glob.escape(prefix) + "*" + glob.escape(suffix)))
-        if os.path.isfile(p) and not os.path.basename(p).startswith(".")
-    ]
-    return sorted(paths, key=lambda p: (os.path.getmtime(p), p))
+def _strategy_saves_itself(strategy: Strategy) -> bool:
+    """DeepSpeed, FSDP, XLA and model parallel save (sharded) checkpoints with collective code of their own."""
+    return type(strategy).save_checkpoint is not Strategy.save_checkpoint
 
 
-def find_latest_snapshot(out: str, filename: str = "snapshot_iter_{iteration}") -> str | None:
-    """The newest complete snapshot in ``out`` (what Chainer's ``autoload`` loads), or None."""
-    paths = list_snapshots(out, filename)
-    return paths[-1] if paths else None
+def _serialized(obj: Any) -> memoryview:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getbuffer()
 
 
 class Snapshot(Extension):
     """Saves a full Lightning checkpoint (model, optimizers, loops, every callback's state) at ``trigger``.
 
-    The file is written under a hidden temporary name in ``out`` and renamed into place, so a killed process
-    leaves the old or the new file, never a truncated one; ``n_retains > 0`` prunes older ones afterwards.
-    ``trainer.save_checkpoint`` runs on every rank (it is collective); rank 0 renames and prunes. Snapshots
-    run after every other extension and trigger of the iteration. Resume with ``Trainer.fit(ckpt_path=...)``.
+    The file is written under a hidden temporary name in ``out`` (nothing goes through ``$TMPDIR``), fsynced and
+    renamed into place, so a killed process leaves the old or the new file, never a truncated one; leftover temp
+    files are removed when the next run starts. ``n_retains > 0`` keeps that many (by the number in the name).
+    Every rank builds the checkpoint (it is collective), rank 0 writes and prunes. Snapshots run after every
+    other extension and trigger of the iteration. Resume with ``Trainer.fit(ckpt_path=...)``.
     """
 
     priority = PRIORITY_SNAPSHOT
@@ -68,6 +71,7 @@ class Snapshot(Extension):
         self.snapshot_on_error = snapshot_on_error
         self._out = out
         self.out: str | None = out
+        self._autoloaded: str | None = None
 
     def _state_key_fields(self) -> dict[str, Any]:
         return dict(filename=self.filename)
@@ -76,6 +80,8 @@ class Snapshot(Extension):
         super().setup(trainer, pl_module, stage)
         if stage == "fit":
             self.out = resolve_out(trainer, self._out)
+            if trainer.is_global_zero:
+                remove_temp_files(self.out, self.filename)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_fit_start(trainer, pl_module)
@@ -87,9 +93,21 @@ class Snapshot(Extension):
                     "apply_autoload(trainer) before trainer.fit, or pass ckpt_path=find_latest_snapshot(out)."
                 )
 
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Lightning keeps a ckpt_path set on the trainer for every later call: a test() after fit would load the
+        # snapshot the run resumed from instead of scoring the weights it trained.
+        if self._autoloaded is not None and trainer.ckpt_path == self._autoloaded:
+            trainer.ckpt_path = None
+        self._autoloaded = None
+
     def autoload_path(self, trainer: pl.Trainer) -> str | None:
-        """The newest complete snapshot in this extension's folder (resolved as ``setup`` would), or None."""
-        return find_latest_snapshot(self._out if self._out is not None else resolve_out(trainer, None), self.filename)
+        """The newest readable snapshot in this extension's folder (resolved as ``setup`` would), or None.
+
+        Raises:
+            SnapshotError: snapshots exist but none can be read.
+        """
+        out = self._out if self._out is not None else resolve_out(trainer, None)
+        return newest_readable_snapshot(out, self.filename, report=trainer.is_global_zero)
 
     def _name(self, step: Step) -> str:
         return self.filename.format(iteration=step.iteration, epoch=step.epoch, epoch_detail=step.epoch_detail)
@@ -98,32 +116,68 @@ class Snapshot(Extension):
         self.save(step.trainer, step.pl_module, self._name(step))
 
     def save(self, trainer: pl.Trainer, pl_module: pl.LightningModule, name: str) -> str:
-        """Write the snapshot ``name`` into ``out`` atomically; returns its path."""
-        out = self.out or "result"
-        path = os.path.join(out, name)
-        tmp = os.path.join(out, f".{name}.tmp")
+        """Write the snapshot ``name`` into ``out`` atomically and prune older ones; returns its path.
+
+        Args:
+            trainer: the trainer (every rank calls this).
+            pl_module: the module being trained.
+            name: the file name, already formatted.
+
+        Raises:
+            WriteError: on every rank when rank 0 could not write the file; the earlier snapshots are kept.
+        """
+        path = os.path.join(self.out or "result", name)
+        if self._saved_by_strategy(trainer):
+            self._save_through_strategy(trainer, path)
+            return path
+        data = self.payload(trainer, pl_module)
+        failure: WriteError | None = None
+        if trainer.is_global_zero and data is not None:
+            try:
+                atomic_write(path, data)
+            except WriteError as error:
+                failure = error
+        # Also the barrier: no rank runs ahead of the file, and none waits for a rank 0 that failed.
+        reason = trainer.strategy.broadcast(failure.reason if failure is not None else None)
+        if failure is not None:
+            raise failure
+        if reason is not None:
+            raise WriteError(path, reason)
         if trainer.is_global_zero:
-            os.makedirs(out, exist_ok=True)
-        try:
-            self.write(trainer, pl_module, tmp)
-        except BaseException:
-            if trainer.is_global_zero and os.path.exists(tmp):
-                os.remove(tmp)
-            raise
-        if trainer.is_global_zero:
-            with open(tmp, "rb") as f:  # on disk before it takes the real name, not only in the page cache
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-            if self.n_retains > 0:
-                for old in list_snapshots(out, self.filename)[: -self.n_retains]:
-                    if os.path.abspath(old) != os.path.abspath(path):
-                        os.remove(old)
-        trainer.strategy.barrier("snapshot")
+            self._prune(path)
         return path
 
-    def write(self, trainer: pl.Trainer, pl_module: pl.LightningModule, path: str) -> None:
-        """Save the trainer's full checkpoint to ``path`` (collective: every rank calls it)."""
-        trainer.save_checkpoint(path)
+    def payload(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> memoryview | None:
+        """The snapshot's bytes on rank 0, None on the other ranks (every rank calls it: it is collective)."""
+        checkpoint = _lightning_checkpoint(trainer)
+        return _serialized(checkpoint) if trainer.is_global_zero else None
+
+    def _saved_by_strategy(self, trainer: pl.Trainer) -> bool:
+        return _strategy_saves_itself(trainer.strategy)
+
+    def _save_through_strategy(self, trainer: pl.Trainer, path: str) -> None:
+        """The strategy's own collective save writes a temp name in ``out`` (a folder for sharded ones), renamed.
+
+        Lightning's CheckpointIO, where such a strategy uses it, may stage the bytes in ``$TMPDIR`` on the way.
+        """
+        token = trainer.strategy.broadcast(secrets.token_hex(4))
+        tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{token}{TEMP_SUFFIX}")
+        try:
+            trainer.save_checkpoint(tmp)
+            if trainer.is_global_zero:
+                os.replace(tmp, path)
+        except OSError as error:
+            if trainer.is_global_zero:
+                _remove_tree(tmp)
+            raise WriteError.from_os_error(path, error) from error
+        if trainer.is_global_zero:
+            self._prune(path)
+
+    def _prune(self, path: str) -> None:
+        if self.n_retains > 0:
+            for old in list_snapshots(self.out or "result", self.filename)[: -self.n_retains]:
+                if os.path.abspath(old) != os.path.abspath(path):
+                    os.remove(old)
 
     def extension_state(self) -> dict[str, Any]:
         """The RNG states at the moment of the snapshot, so dropout or augmentation resume where they were."""
@@ -134,10 +188,20 @@ class Snapshot(Extension):
             restore_rng_states(state["rng"])
 
     def on_error(self, trainer: pl.Trainer, exception: BaseException) -> None:
-        if self.snapshot_on_error and trainer.lightning_module is not None:
+        # A write that just failed (a full disk, say) is not tried again under another name.
+        if self.snapshot_on_error and trainer.lightning_module is not None and not isinstance(exception, WriteError):
             epoch = trainer.current_epoch
             name = self.filename.format(iteration=trainer.global_step, epoch=epoch, epoch_detail=float(epoch))
             self.save(trainer, trainer.lightning_module, name)
+
+
+def _remove_tree(path: str) -> None:
+    """Remove a file or a folder (a sharded checkpoint), whatever is left of it."""
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        with contextlib.suppress(OSError):
+            os.remove(path)
 
 
 def rng_states() -> dict[str, Any]:
@@ -172,13 +236,11 @@ class SnapshotObject(Snapshot):
         super().__init__(filename=filename, **kwargs)
         self.target = target
 
-    def write(self, trainer: pl.Trainer, pl_module: pl.LightningModule, path: str) -> None:
-        if trainer.is_global_zero:
-            import io
+    def payload(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> memoryview | None:
+        return _serialized(self.target.state_dict()) if trainer.is_global_zero else None
 
-            buffer = io.BytesIO()
-            torch.save(self.target.state_dict(), buffer)
-            atomic_write(path, buffer.getvalue())
+    def _saved_by_strategy(self, trainer: pl.Trainer) -> bool:
+        return False  # a module's own state_dict, whatever the strategy
 
 
 def snapshot(
@@ -205,11 +267,23 @@ def load_snapshot_object(path: str, target: nn.Module) -> nn.Module:
 
 
 def apply_autoload(trainer: pl.Trainer) -> str | None:
-    """Before ``trainer.fit``: point ``trainer.ckpt_path`` at the newest snapshot of an ``autoload=True`` snapshot."""
+    """Before ``trainer.fit``: point ``trainer.ckpt_path`` at the newest readable snapshot of an autoload snapshot.
+
+    A newer snapshot that cannot be read is named on stderr (rank 0) and passed over.
+
+    Args:
+        trainer: the trainer whose callbacks hold a ``snapshot(autoload=True)``.
+
+    Returns:
+        The chosen snapshot's path, or None when there is none (the run starts from scratch).
+
+    Raises:
+        SnapshotError: snapshots exist but none can be read.
+    """
     for callback in trainer.callbacks:
         if isinstance(callback, Snapshot) and callback.autoload:
             path = callback.autoload_path(trainer)
             if path is not None:
-                trainer.ckpt_path = path
+                trainer.ckpt_path = callback._autoloaded = path
                 return path
     return None
