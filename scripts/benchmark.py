@@ -320,11 +320,12 @@ def run_template(settings: Settings) -> tuple[Spans, float]:
         os.chdir(folder)  # lightning_logs/ and every extension's output go here
         try:
             args = parser.parse_args([*argv, "--out", os.path.join(folder, "result")])
-            trainer, model, datamodule, _ = cli.build(args, extra_callbacks=[timer])
-            trainer.fit(model, datamodule=datamodule)
+            run = cli.build(args, extra_callbacks=[timer])
+            run.trainer.fit(run.model, datamodule=run.datamodule)
+            run.close(failed=False)
         finally:
             os.chdir(REPO)
-    return timer.clock.spans, float(trainer.callback_metrics["validation/main/accuracy"])
+    return timer.clock.spans, float(run.trainer.callback_metrics["validation/main/accuracy"])
 
 
 def run_no_extensions(settings: Settings) -> tuple[Spans, float]:

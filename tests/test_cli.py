@@ -47,6 +47,16 @@ def assert_one_sentence(result: subprocess.CompletedProcess, pattern: str) -> No
         (["--devices", "x"], "--devices must be"),
         (["--strategy", "nonsense"], "Lightning refused the device flags: You selected an invalid strategy name"),
         (["--precision", "7"], "Lightning refused the device flags: Precision '7' is invalid"),
+        (["--lr", "-1"], "expected a finite positive number, got -1"),
+        (["--lr", "nan"], "expected a finite positive number, got nan"),
+        (["--seed", "-1"], "a seed must be between 0 and 4294967295, got -1"),
+        (["--seed", str(2**64)], f"a seed must be between 0 and 4294967295, got {2**64}"),
+        (["--seed", "2**64"], "expected an integer seed, got '2\\*\\*64'"),
+        (["--devices", "1,1"], "--devices 1,1 names device 1 more than once"),
+        (["-m", "mlp", "-u", "100000000"], "not enough memory to build the mlp with 100000000 units"),
+        (["--export-init", "/tmp"], "--export-init /tmp is a folder: give a file name"),
+        (["--export-init", "/proc/absent/init.npz"], "the folder /proc/absent does not exist"),
+        (["--export-init", "/proc/init.npz"], "the folder /proc is not writable"),
     ],
 )
 def test_bad_flags(args: list[str], pattern: str, tmp_path: Path, tiny_mnist: Path) -> None:
@@ -159,3 +169,13 @@ def test_fast_dev_run_writes_no_files(tmp_path: Path, tiny_mnist: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "epoch       main/loss" in result.stdout
     assert not (tmp_path / "out").exists() and not (tmp_path / "lightning_logs").exists()
+
+
+def test_out_folder_whose_name_is_not_utf8_with_a_strict_stdout(tmp_path: Path, tiny_mnist: Path) -> None:
+    out = os.fsencode(tmp_path) + b"/out-\xff"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONIOENCODING": "utf-8:strict"}
+    args = [b"--data-dir", os.fsencode(tiny_mnist), b"-e", b"1", b"--no-progress", b"--noplot", b"-o", out]
+    result = subprocess.run([sys.executable, TRAIN, *args], cwd=tmp_path, env=env, capture_output=True, timeout=300)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    assert b"# out: " + os.fsencode(tmp_path) + b"/out-\\xff\n" in result.stdout
+    assert os.path.isfile(out + b"/snapshot_iter_2") and os.path.isfile(out + b"/log")

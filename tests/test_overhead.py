@@ -63,15 +63,16 @@ def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def fit_counting_reads(argv: list[str], change: Callable[[Any], None] | None = None) -> tuple[HostReads, Any]:
     """Build ``scripts/train.py``'s trainer for ``argv`` (after ``change`` to the model), fit it counting reads."""
-    trainer, model, datamodule, _ = cli.build(cli.build_parser().parse_args(argv))
+    run = cli.build(cli.build_parser().parse_args(argv))
     if change is not None:
-        change(model)
+        change(run.model)
     mode = HostReads()
-    trainer.callbacks.insert(0, Window(mode, opens=True))
-    trainer.callbacks.append(Window(mode, opens=False))
+    run.trainer.callbacks.insert(0, Window(mode, opens=True))
+    run.trainer.callbacks.append(Window(mode, opens=False))
     with mode:
-        trainer.fit(model, datamodule=datamodule)
-    return mode, trainer
+        run.trainer.fit(run.model, datamodule=run.datamodule)
+    run.close(failed=False)
+    return mode, run.trainer
 
 
 def test_no_host_read_on_ordinary_steps(tiny_mnist: Path, tmp_path: Path) -> None:

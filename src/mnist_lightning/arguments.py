@@ -7,6 +7,7 @@ nor Chainer, so the Chainer script stays free of torch.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Sequence
 from typing import NoReturn
@@ -41,6 +42,32 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    """argparse type for rates: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite positive number, got {text}")
+    return value
+
+
+#: NumPy's and Lightning's seeds are unsigned 32-bit integers.
+MAX_SEED = 2**32 - 1
+
+
+def seed_value(text: str) -> int:
+    """argparse type for ``--seed``: an integer in [0, 2**32 - 1]."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed must be between 0 and {MAX_SEED}, got {value}")
+    return value
+
+
 def add_training_flags(parser: argparse.ArgumentParser, models: Sequence[str], optimizers: Sequence[str]) -> None:
     """The flags both training scripts take with the same meaning and defaults (Chainer's MNIST example's)."""
     parser.add_argument("--model", "-m", choices=tuple(models), default="lenet", help="predictor (default: lenet)")
@@ -48,9 +75,11 @@ def add_training_flags(parser: argparse.ArgumentParser, models: Sequence[str], o
     parser.add_argument("--epoch", "-e", type=positive_int, default=10, help="epochs to train (default: 10)")
     parser.add_argument("--unit", "-u", type=positive_int, default=100, help="MLP hidden units (default: 100)")
     parser.add_argument("--optimizer", choices=tuple(optimizers), default="adam", help="optimizer (default: adam)")
-    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: Chainer's for the optimizer)")
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the split, the shuffle and the weights (default: 0)"
+        "--lr", type=positive_float, default=None, help="learning rate (default: Chainer's for the optimizer)"
+    )
+    parser.add_argument(
+        "--seed", type=seed_value, default=0, help="seed of the split, the shuffle and the weights (default: 0)"
     )
     parser.add_argument(
         "--normalize",

@@ -1,7 +1,8 @@
 """The training command: Chainer's MNIST example flags and Lightning's device flags -> Trainer.fit + test.
 
 This is the only module that knows the models, the data, the Classifier and the extensions together.
-Bad input ends in one sentence on stderr and exit status 2 (``--debug`` shows the traceback instead).
+Bad input ends in one sentence on stderr and exit status 2 (``--debug`` shows the traceback instead); SIGINT and
+SIGTERM end in one sentence and status 130 / 143 (see ``interrupts.py``).
 """
 
 from __future__ import annotations
@@ -9,16 +10,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
+import signal
 import sys
-import tempfile
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
@@ -26,32 +24,28 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from mnist_lightning import extensions as E
 from mnist_lightning.allocator import keep_freed_memory
 from mnist_lightning.arguments import OneLineParser, add_training_flags, non_negative_int, positive_int
-from mnist_lightning.classifier import OPTIMIZERS, Classifier
+from mnist_lightning.checks import (
+    UsageError,
+    check_accelerator,
+    check_new_file,
+    check_out,
+    display,
+    is_out_of_memory,
+    limit,
+    parse_devices,
+)
+from mnist_lightning.classifier import OPTIMIZERS
 from mnist_lightning.data import PIPELINES, MNISTDataModule
+from mnist_lightning.distributed import DEFAULT_DDP_TIMEOUT, apply_ddp_timeout, distributed_error_message
+from mnist_lightning.interrupts import InterruptWatch, RunInterrupted, interrupted_message
 from mnist_lightning.mnist import MNISTDataError
 from mnist_lightning.models import MODELS
+from mnist_lightning.resume import ResumeError, check_flags, read_snapshot
+from mnist_lightning.run_folder import FolderInUseError, remove_if_unused
+from mnist_lightning.training_run import Run, build_model, claim_folders, resume_callbacks
 from mnist_lightning.weights import WeightsError, load_npz, save_npz
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
-
-
-class UsageError(Exception):
-    """A flag, a path or a snapshot that cannot be used; the message is one sentence for the user."""
-
-
-def _limit(text: str) -> int | float:
-    """Lightning's limit_*_batches: an int counts batches, a float in (0, 1] is a fraction."""
-    try:
-        value: int | float = float(text) if "." in text or "e" in text.lower() else int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a batch count or a fraction, got {text!r}") from None
-    if isinstance(value, float):
-        if not 0.0 < value <= 1.0:
-            raise argparse.ArgumentTypeError(f"a fraction must be in (0, 1], got {value}")
-        return value
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive batch count, got {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,9 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", default="auto", help="auto, ddp, ... (default: auto)")
     p.add_argument("--precision", default="32-true", help="Lightning precision (default: 32-true)")
     p.add_argument("--num-nodes", type=positive_int, default=1, help="nodes (default: 1)")
+    p.add_argument(
+        "--ddp-timeout",
+        type=positive_int,
+        default=DEFAULT_DDP_TIMEOUT,
+        metavar="SECONDS",
+        help=f"how long DDP ranks wait to join and in each collective (default: {DEFAULT_DDP_TIMEOUT})",
+    )
     p.add_argument("--fast-dev-run", action="store_true", help="one batch of each loop, no outputs")
-    p.add_argument("--limit-train-batches", type=_limit, default=None, help="batches (or fraction) per epoch")
-    p.add_argument("--limit-val-batches", type=_limit, default=None, help="validation batches (or fraction)")
+    p.add_argument("--limit-train-batches", type=limit, default=None, help="batches (or fraction) per epoch")
+    p.add_argument("--limit-val-batches", type=limit, default=None, help="validation batches (or fraction)")
     p.add_argument("--deterministic", action="store_true", help="use deterministic algorithms")
     p.add_argument("--init-from", default=None, metavar="PATH", help="initial weights from this .npz (see compare.py)")
     p.add_argument("--export-init", default=None, metavar="PATH", help="write the initial weights to this .npz")
@@ -92,83 +93,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noplot", action="store_true", help="no loss.png / accuracy.png")
     p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     return p
-
-
-def _check_accelerator(accelerator: str) -> None:
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise UsageError(
-            f"--accelerator {accelerator} was asked for, but PyTorch sees no CUDA GPU on this machine; "
-            "use --accelerator cpu (or auto)."
-        )
-    if accelerator == "mps" and not torch.backends.mps.is_available():
-        raise UsageError("--accelerator mps was asked for, but MPS is not available on this machine.")
-
-
-def _devices(text: str) -> int | str | list[int]:
-    if text == "auto" or text == "-1":
-        return text if text == "auto" else -1
-    if re.fullmatch(r"\d+", text):
-        return int(text)
-    if re.fullmatch(r"\d+(,\d+)*,?", text):
-        return [int(i) for i in text.split(",") if i]
-    raise UsageError(f"--devices must be 'auto', a count or a comma-separated list of ids, got {text!r}.")
-
-
-def read_snapshot_hparams(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The model's and the datamodule's hyper-parameters in the checkpoint at ``path`` (UsageError if unusable)."""
-    if not os.path.isfile(path):
-        raise UsageError(f"--resume {path}: no such file.")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        raise UsageError(f"--resume {path}: not a Lightning checkpoint (torch.load could not read it).") from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise UsageError(f"--resume {path}: not a Lightning checkpoint (it holds no state_dict).")
-    return dict(checkpoint.get("hyper_parameters", {})), dict(checkpoint.get("datamodule_hyper_parameters", {}))
-
-
-def _check_resume(path: str, args: argparse.Namespace) -> None:
-    hparams, data_hparams = read_snapshot_hparams(path)
-    model = hparams.get("predictor")
-    if model != args.model:
-        raise UsageError(f"--resume {path} is a snapshot of model {model!r}, not --model {args.model}.")
-    if args.model == "mlp" and hparams.get("n_units") != args.unit:
-        raise UsageError(
-            f"--resume {path} is a snapshot of an MLP with {hparams.get('n_units')} units, not --unit {args.unit}."
-        )
-    normalized = bool(data_hparams.get("normalize", False))
-    if normalized != args.normalize:
-        trained = "normalised pixels" if normalized else "pixels in [0, 1]"
-        raise UsageError(f"--resume {path} was trained on {trained}: {'add' if normalized else 'drop'} --normalize.")
-
-
-def _logger_version(resume: str | None, out: str | None) -> int | str | None:
-    """Resuming a snapshot inside ``lightning_logs/version_N/`` continues that run's TensorBoard folder."""
-    if resume is None or out is not None:
-        return None
-    folder = Path(resume).resolve().parent
-    if folder.parent == Path("lightning_logs").resolve() and folder.name.startswith("version_"):
-        suffix = folder.name[len("version_") :]
-        return int(suffix) if suffix.isdigit() else folder.name
-    return None
-
-
-def _check_out(out: str) -> None:
-    """Try the output folder for real (permissions alone say nothing to root), leaving no folder behind."""
-    path = Path(out).absolute()
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"--out {out} is a file, not a folder.")
-    created = [p for p in (path, *path.parents) if not p.exists()]
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError:
-        raise UsageError(f"--out {out} is not writable.") from None
-    finally:
-        for folder in created:  # deepest first
-            if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
 
 
 def chainer_extensions(args: argparse.Namespace) -> list[Callback]:
@@ -200,7 +124,7 @@ def chainer_extensions(args: argparse.Namespace) -> list[Callback]:
 
 def _trainer(args: argparse.Namespace, devices: Any, logger: TensorBoardLogger, callbacks: list[Callback]) -> L.Trainer:
     """The Lightning Trainer the flags describe."""
-    return L.Trainer(
+    trainer = L.Trainer(
         max_epochs=args.epoch,
         accelerator=args.accelerator,
         devices=devices,
@@ -219,23 +143,27 @@ def _trainer(args: argparse.Namespace, devices: Any, logger: TensorBoardLogger, 
         enable_model_summary=False,
         log_every_n_steps=50,
     )
+    apply_ddp_timeout(trainer, args.ddp_timeout)
+    return trainer
 
 
-def build(
-    args: argparse.Namespace, extra_callbacks: Sequence[Callback] = ()
-) -> tuple[L.Trainer, Classifier, MNISTDataModule, str]:
-    """Check the arguments and build (trainer, model, datamodule, output folder) without training.
+def build(args: argparse.Namespace, extra_callbacks: Sequence[Callback] = ()) -> Run:
+    """Check the arguments and build the run (trainer, model, datamodule, output folder) without training.
 
-    ``extra_callbacks`` are appended to the Trainer's callbacks (the benchmark adds its epoch timer).
+    ``extra_callbacks`` are appended to the Trainer's callbacks (the benchmark adds its epoch timer). Every check
+    that can fail runs before a folder is made; a failure after that removes the folders this run made.
     """
-    _check_accelerator(args.accelerator)
-    devices = _devices(args.devices)
+    check_accelerator(args.accelerator)
+    devices = parse_devices(args.devices)
     if args.out is not None:
-        _check_out(args.out)
-    if args.resume is not None:
-        if args.autoload:
-            raise UsageError("--resume and --autoload both choose the snapshot to start from: give one of them.")
-        _check_resume(args.resume, args)
+        check_out(args.out)
+    if args.export_init is not None:
+        check_new_file(args.export_init, "--export-init")
+    if args.resume is not None and args.autoload:
+        raise UsageError("--resume and --autoload both choose the snapshot to start from: give one of them.")
+    snapshot = read_snapshot(args.resume) if args.resume is not None else None
+    if snapshot is not None:
+        check_flags(snapshot, args)
 
     L.seed_everything(args.seed, workers=True, verbose=False)
     datamodule = MNISTDataModule(
@@ -249,59 +177,138 @@ def build(
     )
     # Fail before any folder is made when the data is absent and cannot be downloaded.
     datamodule.prepare_data()
-    model = Classifier(args.model, n_units=args.unit, optimizer=args.optimizer, lr=args.lr)
+    model = build_model(args)
+    callbacks = [*chainer_extensions(args), *extra_callbacks]
+    if snapshot is not None:
+        callbacks += resume_callbacks(snapshot, args, model, "--resume")
     if args.init_from is not None:
         load_npz(model.predictor, args.init_from, args.model, args.unit)
 
-    logger = TensorBoardLogger(".", name="lightning_logs", version=_logger_version(args.resume, args.out))
+    version, lock, created = (None, None, []) if args.fast_dev_run else claim_folders(args)
     try:
-        trainer = _trainer(args, devices, logger, [*chainer_extensions(args), *extra_callbacks])
-    except (ValueError, MisconfigurationException) as error:  # --strategy, --precision, --devices Lightning refuses
-        first_line = str(error).splitlines()[0].rstrip(".")
-        raise UsageError(f"Lightning refused the device flags: {first_line}.") from None
-    out = args.out or trainer.log_dir or "result"
-    if args.export_init is not None and trainer.is_global_zero:
-        save_npz(model.predictor, args.export_init, args.model, args.unit)
-    if args.autoload:
-        E.apply_autoload(trainer)
-        if trainer.ckpt_path is not None:
-            _check_resume(trainer.ckpt_path, args)
-    return trainer, model, datamodule, out
+        logger = TensorBoardLogger(".", name="lightning_logs", version=version)
+        try:
+            trainer = _trainer(args, devices, logger, callbacks)
+        except (ValueError, MisconfigurationException) as error:  # --strategy, --precision, --devices refused
+            first_line = str(error).splitlines()[0].rstrip(".")
+            raise UsageError(f"Lightning refused the device flags: {first_line}.") from None
+        run = Run(trainer, model, datamodule, args.out or trainer.log_dir or "result", args.resume, lock, created)
+        if args.export_init is not None and trainer.is_global_zero:
+            try:
+                save_npz(model.predictor, args.export_init, args.model, args.unit)
+            except E.WriteError as error:
+                raise UsageError(f"{error}; no snapshot was written yet.") from error
+        if args.autoload:
+            _autoload(run, args)
+        if run.ckpt_path is not None:
+            run.start_step = int(read_snapshot(run.ckpt_path).checkpoint.get("global_step", 0))
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        remove_if_unused(created)
+        raise
+    return run
 
 
-def run(args: argparse.Namespace) -> None:
-    """Train, validate every epoch, then test; prints the settings first and the test accuracy last."""
-    # Lightning's start-up chatter (GPU available..., tips) would crowd the Chainer-style console.
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    trainer, model, datamodule, out = build(args)
+def _autoload(run: Run, args: argparse.Namespace) -> None:
+    """Chainer's ``autoload``: start from the newest readable snapshot in the output folder, if there is one."""
+    path = E.apply_autoload(run.trainer)
+    # Given to fit() rather than kept as trainer.ckpt_path, which test() would load again after training.
+    run.trainer.ckpt_path = None
+    if path is None:
+        return
+    snapshot = read_snapshot(path, "--autoload picked")
+    run.trainer.callbacks.extend(resume_callbacks(snapshot, args, run.model, "--autoload picked"))
+    run.ckpt_path = path
+
+
+def _print_settings(run: Run, args: argparse.Namespace) -> None:
+    print(f"Device: {run.trainer.strategy.root_device} (accelerator {args.accelerator})")
+    print(f"# Model: {args.model}")
+    if args.model == "mlp":
+        print(f"# unit: {args.unit}")
+    print(f"# Minibatch-size: {args.batchsize}")
+    print(f"# epoch: {args.epoch}")
+    print(f"# out: {display(os.path.normpath(run.out))}")
+    print("", flush=True)
+
+
+def _fit_and_test(run: Run, args: argparse.Namespace) -> None:
+    """Train from ``run.ckpt_path`` (or from scratch), then test the weights in memory; print the test scores."""
+    trainer = run.trainer
     if trainer.is_global_zero:
-        print(f"Device: {trainer.strategy.root_device} (accelerator {args.accelerator})")
-        print(f"# Model: {args.model}")
-        if args.model == "mlp":
-            print(f"# unit: {args.unit}")
-        print(f"# Minibatch-size: {args.batchsize}")
-        print(f"# epoch: {args.epoch}")
-        print(f"# out: {os.path.normpath(out)}")
-        print("", flush=True)
-
-    trainer.fit(model, datamodule=datamodule, ckpt_path=args.resume)
-    results = trainer.test(model, datamodule=datamodule, verbose=False)
+        _print_settings(run, args)
+    trainer.fit(run.model, datamodule=run.datamodule, ckpt_path=run.ckpt_path)
+    results = trainer.test(run.model, datamodule=run.datamodule, verbose=False, ckpt_path=None)
     if trainer.is_global_zero and results:
         print(f"test/main/loss: {results[0]['test/main/loss']:.4f}")
         print(f"test/main/accuracy: {results[0]['test/main/accuracy']:.4f}", flush=True)
 
 
+def run(args: argparse.Namespace, watch: InterruptWatch, argv: list[str]) -> int:
+    """Train, validate every epoch, then test; returns the exit status (128 + signal when interrupted)."""
+    # Lightning's start-up chatter (GPU available..., tips) would crowd the Chainer-style console.
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    built = build(args)
+    failed = True
+    try:
+        _fit_and_test(built, args)
+        failed = False
+    except (KeyboardInterrupt, SystemExit, RunInterrupted):
+        if watch.signum is None:
+            raise
+        if built.trainer.is_global_zero:
+            message = interrupted_message(watch.name(), built.trainer.global_step, built.last_snapshot(), argv)
+            print(f"error: {message}", file=sys.stderr, flush=True)
+        return watch.status
+    except E.WriteError as error:
+        last = built.last_snapshot()
+        kept = f"the last good snapshot {display(last)} is kept" if last else "no snapshot was written yet"
+        raise UsageError(f"{error}; {kept}.") from error
+    except BaseException as error:
+        if is_out_of_memory(error):
+            raise UsageError(
+                f"out of memory on {built.trainer.strategy.root_device} at iteration {built.trainer.global_step}: "
+                "choose a smaller -b (or a smaller model)."
+            ) from error
+        raise
+    finally:
+        built.close(failed)
+    return 0
+
+
+ERRORS = (UsageError, MNISTDataError, WeightsError, E.NonNumberError, ResumeError, FolderInUseError, E.SnapshotError)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``scripts/train.py``: returns the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 prints as escapes, never a traceback
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    # Past ``ulimit -f`` a write should fail with EFBIG (and name its file), not kill the process.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    watch = InterruptWatch()
+    watch.install()
     args = build_parser().parse_args(argv)
     keep_freed_memory()
     # Lightning 2.6 on torch 2.14 warns about its own use of a deprecated torch API on every run.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     try:
-        run(args)
-    except (UsageError, MNISTDataError, WeightsError, E.NonNumberError) as error:
+        return run(args, watch, argv)
+    except (KeyboardInterrupt, RunInterrupted):
+        if watch.signum is None:
+            raise
+        print(f"error: {interrupted_message(watch.name(), 0, None, argv)}", file=sys.stderr, flush=True)
+        return watch.status
+    except ERRORS as error:
         if args.debug:
             raise
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return 0
+    except Exception as error:
+        message = distributed_error_message(error)
+        if message is None or args.debug:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 2
