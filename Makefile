@@ -6,6 +6,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= $(if $(MNIST_DATA_DIR),$(MNIST_DATA_DIR),data)
 ARGS ?=
+# `make test DATA_DIR=...` hands the folder to the tests as `make train DATA_DIR=...` hands it to train.py.
+TEST_ENV := $(if $(filter command line environment,$(origin DATA_DIR)),MNIST_DATA_DIR=$(abspath $(DATA_DIR)),)
 
 .PHONY: install install-dev train test lint benchmark clean
 
@@ -34,7 +36,7 @@ lint: install-dev
 	$(BIN)/ruff format --check src tests scripts
 
 test: lint
-	$(BIN)/python -m pytest $(ARGS)
+	$(TEST_ENV) $(BIN)/python -m pytest $(ARGS)
 
 benchmark: install-dev
 	$(BIN)/python scripts/benchmark.py --data-dir $(DATA_DIR) $(ARGS)

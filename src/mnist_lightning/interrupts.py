@@ -9,6 +9,7 @@ SIGUSR1 requeue handler it installs under SLURM) keep running: Lightning calls t
 
 from __future__ import annotations
 
+import os
 import shlex
 import signal
 import sys
@@ -61,7 +62,15 @@ def resume_command(argv: list[str], snapshot: str) -> str:
         if arg == "--autoload" or arg.startswith("--resume="):
             continue
         kept.append(arg)
-    return shlex.join(["python", sys.argv[0], *kept, "-r", snapshot])
+    return shlex.join([*_program(), *kept, "-r", snapshot])
+
+
+def _program() -> list[str]:
+    """How this process was started: ``python scripts/train.py``, ``python -m mnist_lightning`` or a console script."""
+    started = sys.argv[0]
+    if os.path.basename(started) == "__main__.py":
+        return ["python", "-m", __package__ or "mnist_lightning"]
+    return ["python", started] if started.endswith(".py") else [started]
 
 
 def interrupted_message(signame: str, iteration: int, snapshot: str | None, argv: list[str]) -> str:
