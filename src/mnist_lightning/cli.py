@@ -21,7 +21,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from mnist_lightning import extensions as E
+from lightning_chainer import extensions as E
 from mnist_lightning.allocator import keep_freed_memory
 from mnist_lightning.arguments import OneLineParser, add_training_flags, non_negative_int, positive_int
 from mnist_lightning.checks import (

@@ -78,7 +78,7 @@ def _take_over(strategy: DDPStrategy, seconds: int) -> None:
     """
     strategy._timeout = timedelta(seconds=seconds)
     launcher = strategy._launcher
-    if False:
+    if type(launcher) is _SubprocessScriptLauncher:
         strategy._launcher = _WatchingLauncher(launcher.cluster_environment, launcher.num_processes, launcher.num_nodes)
 
 

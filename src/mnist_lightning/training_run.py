@@ -11,7 +11,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-from mnist_lightning import extensions as E
+from lightning_chainer import extensions as E
 from mnist_lightning.checks import UsageError, is_out_of_memory, logger_version
 from mnist_lightning.classifier import Classifier
 from mnist_lightning.data import MNISTDataModule

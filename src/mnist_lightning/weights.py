@@ -142,7 +142,7 @@ def save_npz(predictor: nn.Module, path: str | os.PathLike, model: str, n_units:
         WriteError: the file could not be written; the temp file is removed and an existing file is kept.
     """
     # The extensions' writer imports torch and Lightning; the NumPy-only side above must not.
-    from mnist_lightning.extensions.files import atomic_write
+    from lightning_chainer.files import atomic_write
 
     layers = [
         (layer.weight.detach().cpu().numpy(), layer.bias.detach().cpu().numpy()) for layer in torch_layers(predictor)

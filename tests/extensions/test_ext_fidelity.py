@@ -12,8 +12,8 @@ import pytest
 import torch
 from ext_helpers import EvalModule, FixedModule, chainer_validation, make_trainer, run_chainer, train_loader, val_loader
 
+from lightning_chainer.extensions import Evaluator, ExponentialShift, LinearShift, LogReport, PrintReport, ProgressBar
 from mnist_lightning.chainer_compat import import_chainer
-from mnist_lightning.extensions import Evaluator, ExponentialShift, LinearShift, LogReport, PrintReport, ProgressBar
 
 ENTRIES = [
     "epoch",

@@ -19,7 +19,7 @@ import torch
 from ext_helpers import FixedModule, make_trainer, train_loader
 from lightning.pytorch.strategies import SingleDeviceStrategy
 
-from mnist_lightning.extensions import (
+from lightning_chainer.extensions import (
     LogReport,
     PlotReport,
     SnapshotError,
@@ -30,7 +30,7 @@ from mnist_lightning.extensions import (
     snapshot,
     snapshot_object,
 )
-from mnist_lightning.extensions.files import append_file, atomic_write, is_temp_file
+from lightning_chainer.files import append_file, atomic_write, is_temp_file
 from mnist_lightning.weights import save_npz
 
 

@@ -15,7 +15,8 @@ from ext_helpers import FixedModule, make_trainer, train_loader, val_loader
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.profilers import Profiler
 
-from mnist_lightning.extensions import (
+from lightning_chainer._lightning import read_lightning
+from lightning_chainer.extensions import (
     Evaluator,
     Extension,
     FailOnNonNumber,
@@ -32,7 +33,6 @@ from mnist_lightning.extensions import (
     observe_lr,
     snapshot,
 )
-from mnist_lightning.extensions.observation import read_lightning
 
 
 class Recorder(Extension):

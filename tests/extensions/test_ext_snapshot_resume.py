@@ -10,7 +10,7 @@ import pytest
 import torch
 from ext_helpers import FixedModule, make_trainer, train_loader, val_loader
 
-from mnist_lightning.extensions import (
+from lightning_chainer.extensions import (
     EarlyStoppingTrigger,
     ExponentialShift,
     LogReport,
@@ -175,7 +175,7 @@ def test_snapshot_carries_rng_states_that_resume_continues_from() -> None:
 
     import numpy as np
 
-    from mnist_lightning.extensions.snapshot import restore_rng_states, rng_states
+    from lightning_chainer.extensions.snapshot import restore_rng_states, rng_states
 
     torch.manual_seed(3)
     random.seed(3)

@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from mnist_lightning.extensions.files import named_files
+from lightning_chainer.files import named_files
 
 
 class SnapshotError(ValueError):

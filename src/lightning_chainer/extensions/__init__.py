@@ -1,28 +1,19 @@
 """Chainer's trainer extensions and triggers as Lightning callbacks, for any LightningModule that uses ``self.log``."""
 
-from mnist_lightning.extensions.autoload import SnapshotError
-from mnist_lightning.extensions.evaluator import Evaluator
-from mnist_lightning.extensions.exponential_shift import ExponentialShift
-from mnist_lightning.extensions.fail_on_non_number import FailOnNonNumber, NonNumberError
-from mnist_lightning.extensions.files import WriteError
-from mnist_lightning.extensions.hyperparameter_shift import HyperparameterShift
-from mnist_lightning.extensions.linear_shift import LinearShift
-from mnist_lightning.extensions.log_report import LogReport
-from mnist_lightning.extensions.micro_average import MicroAverage
-from mnist_lightning.extensions.observation import (
-    PRIORITY_EDITOR,
-    PRIORITY_READER,
-    PRIORITY_SNAPSHOT,
-    PRIORITY_WRITER,
-    Extension,
-    Step,
-    Summary,
-)
-from mnist_lightning.extensions.observe_lr import ObserveValue, observe_lr, observe_value
-from mnist_lightning.extensions.plot_report import PlotReport
-from mnist_lightning.extensions.print_report import PrintReport
-from mnist_lightning.extensions.progress_bar import ProgressBar
-from mnist_lightning.extensions.snapshot import (
+from lightning_chainer.extension import Extension
+from lightning_chainer.extensions.autoload import SnapshotError
+from lightning_chainer.extensions.evaluator import Evaluator
+from lightning_chainer.extensions.exponential_shift import ExponentialShift
+from lightning_chainer.extensions.fail_on_non_number import FailOnNonNumber, NonNumberError
+from lightning_chainer.extensions.hyperparameter_shift import HyperparameterShift
+from lightning_chainer.extensions.linear_shift import LinearShift
+from lightning_chainer.extensions.log_report import LogReport
+from lightning_chainer.extensions.micro_average import MicroAverage
+from lightning_chainer.extensions.observe_lr import ObserveValue, observe_lr, observe_value
+from lightning_chainer.extensions.plot_report import PlotReport
+from lightning_chainer.extensions.print_report import PrintReport
+from lightning_chainer.extensions.progress_bar import ProgressBar
+from lightning_chainer.extensions.snapshot import (
     Snapshot,
     SnapshotObject,
     apply_autoload,
@@ -32,7 +23,10 @@ from mnist_lightning.extensions.snapshot import (
     snapshot,
     snapshot_object,
 )
-from mnist_lightning.extensions.triggers import (
+from lightning_chainer.files import WriteError
+from lightning_chainer.step import PRIORITY_EDITOR, PRIORITY_READER, PRIORITY_SNAPSHOT, PRIORITY_WRITER, Step
+from lightning_chainer.summary import Summary
+from lightning_chainer.triggers import (
     BestValueTrigger,
     EarlyStoppingTrigger,
     IntervalTrigger,

@@ -9,8 +9,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mnist_lightning.extensions.files import WriteError, atomic_write, remove_temp_files
-from mnist_lightning.extensions.observation import PRIORITY_READER, Extension, Step, Summary, resolve_out
+from lightning_chainer.extension import Extension
+from lightning_chainer.files import WriteError, atomic_write, remove_temp_files, resolve_out
+from lightning_chainer.step import PRIORITY_READER, Step
+from lightning_chainer.summary import Summary
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl

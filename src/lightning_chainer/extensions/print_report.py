@@ -6,12 +6,13 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from mnist_lightning.extensions.observation import PRIORITY_READER, Extension, Step
+from lightning_chainer.extension import Extension
+from lightning_chainer.step import PRIORITY_READER, Step
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
 
-    from mnist_lightning.extensions.log_report import LogReport
+    from lightning_chainer.extensions.log_report import LogReport
 
 
 def find_callback(trainer: pl.Trainer, ref: Any) -> Any:

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from mnist_lightning.extensions.observation import PRIORITY_READER, Extension, Step
+from lightning_chainer.extension import Extension
+from lightning_chainer.step import PRIORITY_READER, Step
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mnist_lightning.extensions.observation import PRIORITY_READER, Extension, Step
+from lightning_chainer.extension import Extension
+from lightning_chainer.step import PRIORITY_READER, Step
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mnist_lightning.extensions.hyperparameter_shift import HyperparameterShift
+from lightning_chainer.extensions.hyperparameter_shift import HyperparameterShift
 
 if TYPE_CHECKING:
     import torch

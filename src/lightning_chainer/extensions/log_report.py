@@ -7,8 +7,11 @@ import os
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from mnist_lightning.extensions.files import append_file, atomic_write, remove_temp_files
-from mnist_lightning.extensions.observation import PRIORITY_READER, ElapsedTime, Extension, Step, Summary, resolve_out
+from lightning_chainer.elapsed_time import ElapsedTime
+from lightning_chainer.extension import Extension
+from lightning_chainer.files import append_file, atomic_write, remove_temp_files, resolve_out
+from lightning_chainer.step import PRIORITY_READER, Step
+from lightning_chainer.summary import Summary
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl

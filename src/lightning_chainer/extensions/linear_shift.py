@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mnist_lightning.extensions.hyperparameter_shift import HyperparameterShift
+from lightning_chainer.extensions.hyperparameter_shift import HyperparameterShift
 
 
 class LinearShift(HyperparameterShift):

@@ -14,22 +14,15 @@ import numpy as np
 import torch
 from lightning.pytorch.strategies import Strategy
 
-from mnist_lightning.extensions.autoload import find_latest_snapshot, list_snapshots, newest_readable_snapshot
-from mnist_lightning.extensions.files import TEMP_SUFFIX, WriteError, atomic_write, remove_temp_files
-from mnist_lightning.extensions.observation import PRIORITY_SNAPSHOT, Extension, Step, resolve_out
+from lightning_chainer._lightning import lightning_checkpoint
+from lightning_chainer.extension import Extension
+from lightning_chainer.extensions.autoload import find_latest_snapshot, list_snapshots, newest_readable_snapshot
+from lightning_chainer.files import TEMP_SUFFIX, WriteError, atomic_write, remove_temp_files, resolve_out
+from lightning_chainer.step import PRIORITY_SNAPSHOT, Step
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
     from torch import nn
-
-
-def _lightning_checkpoint(trainer: pl.Trainer) -> dict[str, Any]:
-    """The checkpoint dict ``trainer.save_checkpoint`` writes; collective, so every rank calls it.
-
-    Lightning has no public call that returns the dict without writing it through its CheckpointIO, whose fsspec
-    transaction stages the file in ``$TMPDIR``; ``Trainer.save_checkpoint`` gets it from this private method.
-    """
-    return trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
 
 
 def _strategy_saves_itself(strategy: Strategy) -> bool:
@@ -149,7 +142,7 @@ class Snapshot(Extension):
 
     def payload(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> memoryview | None:
         """The snapshot's bytes on rank 0, None on the other ranks (every rank calls it: it is collective)."""
-        checkpoint = _lightning_checkpoint(trainer)
+        checkpoint = lightning_checkpoint(trainer)
         return _serialized(checkpoint) if trainer.is_global_zero else None
 
     def _saved_by_strategy(self, trainer: pl.Trainer) -> bool:

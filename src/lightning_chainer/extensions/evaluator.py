@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from mnist_lightning.extensions.observation import PRIORITY_WRITER, Extension, Step, Summary
+from lightning_chainer.extension import Extension
+from lightning_chainer.step import PRIORITY_WRITER, Step
+from lightning_chainer.summary import Summary
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl

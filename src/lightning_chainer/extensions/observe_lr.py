@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from mnist_lightning.extensions.observation import PRIORITY_WRITER, Extension, Step
+from lightning_chainer.extension import Extension
+from lightning_chainer.step import PRIORITY_WRITER, Step
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl

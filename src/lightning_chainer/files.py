@@ -1,4 +1,4 @@
-"""How the extensions write their files: inside their output folder, whole or not at all, one error type on failure.
+"""Output folders and atomic writes: inside their own folder, whole or not at all, one error type on failure.
 
 Every file is written under a hidden temporary name in its own folder, ``.{name}.{token}.tmp`` (``token``: 8
 characters of ``[a-z0-9_]``), flushed to disk and renamed over ``name`` with ``os.replace``. A reader sees the old
@@ -14,6 +14,10 @@ import os
 import re
 import string
 import tempfile
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
 
 TEMP_SUFFIX = ".tmp"
 
@@ -227,3 +231,15 @@ def remove_temp_files(folder: str, template: str) -> list[str]:
             _remove_quietly(path)
             removed.append(path)
     return removed
+
+
+def resolve_out(trainer: pl.Trainer, out: str | None) -> str:
+    """``out``, else the logger's run folder (``trainer.log_dir``, already broadcast), else ``'result'``.
+
+    Args:
+        trainer: the trainer whose logger names the run folder.
+        out: the folder an extension was given, or None.
+    """
+    if out is None:
+        out = trainer.log_dir if trainer.loggers else "result"
+    return str(trainer.strategy.broadcast(out or "result"))

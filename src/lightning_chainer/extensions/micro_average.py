@@ -6,7 +6,8 @@ from typing import Any
 
 import torch
 
-from mnist_lightning.extensions.observation import PRIORITY_EDITOR, Extension, Step
+from lightning_chainer.extension import Extension
+from lightning_chainer.step import PRIORITY_EDITOR, Step
 
 
 class MicroAverage(Extension):
