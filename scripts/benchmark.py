@@ -1,4 +1,4 @@
-"""Issue 5: how fast is the template, next to the ways one could train the same model on this machine?
+"""How fast is the template, next to the ways one could train the same model on this machine?
 
 Six contenders do the same work per epoch (train on the 48,000 split with batch 128 and Adam at Chainer's
 defaults, then evaluate the 12,000 validation images in batches of 1000):
@@ -782,7 +782,7 @@ def markdown_table(outcomes: dict[str, Outcome]) -> str:
 
 
 def goal_lines(outcomes: dict[str, Outcome], device: str) -> list[str]:
-    """Issue 5's goals, each with its measured ratio and PASS/MISS (figures to read, not assertions)."""
+    """The speed and memory goals, each with its measured ratio and PASS/MISS (figures to read, not assertions)."""
 
     def measured(name: str) -> Outcome | None:
         outcome = outcomes.get(name)

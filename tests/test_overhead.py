@@ -1,4 +1,4 @@
-"""Issue 5's overhead rule, measured on the CPU: no host read of a tensor on an ordinary training step.
+"""The overhead rule, measured on the CPU: no host read of a tensor on an ordinary training step.
 
 On a GPU every ``.item()``, ``float(tensor)``, ``.tolist()`` or ``.cpu()`` waits for the queued kernels. The CPU
 has no such wait, so this test counts the reads themselves: a ``TorchFunctionMode`` sees every tensor method
