@@ -184,7 +184,7 @@ def _synchronize(settings: Settings) -> Callable[[], None]:
 
 def _split_indices(settings: Settings, n: int) -> tuple[Any, Any]:
     """The template's 80/20 split of the ``n`` training images (48,000 / 12,000), cut by ``--limit-batches``."""
-    from mnist_lightning.mnist import split_indices
+    from mnist_lightning.split import split_indices
 
     train_idx, val_idx = split_indices(n, val_ratio=0.2, seed=SEED)
     if settings.limit_batches is not None:
@@ -195,9 +195,9 @@ def _split_indices(settings: Settings, n: int) -> tuple[Any, Any]:
 
 def _scaled_arrays(settings: Settings) -> tuple[Any, Any, Any, Any]:
     """(train images, train labels, val images, val labels) as NumPy float32 (N, 1, 28, 28) in [0, 1] and int64."""
-    from mnist_lightning.mnist import load_split
+    from mnist_lightning.datasets import MNIST_FILES
 
-    images, labels = load_split(settings.data_dir, train=True)
+    images, labels = MNIST_FILES.load_split(settings.data_dir, train=True)
     train_idx, val_idx = _split_indices(settings, len(labels))
 
     def scaled(idx: Any) -> Any:
@@ -333,10 +333,10 @@ def run_no_extensions(settings: Settings) -> tuple[Spans, float]:
     import lightning as L
 
     from mnist_lightning.classifier import Classifier
-    from mnist_lightning.data import MNISTDataModule
+    from mnist_lightning.data import ImageDataModule
 
     L.seed_everything(SEED, verbose=False)
-    datamodule = MNISTDataModule(
+    datamodule = ImageDataModule(
         settings.data_dir,
         batch_size=TRAIN_BATCH,
         test_batch_size=EVAL_BATCH,
@@ -351,12 +351,12 @@ def run_no_extensions(settings: Settings) -> tuple[Spans, float]:
 
 
 def run_plain_lightning(settings: Settings) -> tuple[Spans, float]:
-    """(3) A minimal LightningModule on torchvision's per-sample MNIST (PIL + ToTensor + DataLoader)."""
+    """(3) A minimal LightningModule on the per-sample pipeline (one ToTensor per image + DataLoader)."""
     import lightning as L
     import torch
     import torch.nn.functional as F
 
-    from mnist_lightning.data import MNISTDataModule
+    from mnist_lightning.data import ImageDataModule
     from mnist_lightning.models import build_predictor
 
     class PlainModule(L.LightningModule):
@@ -376,7 +376,7 @@ def run_plain_lightning(settings: Settings) -> tuple[Spans, float]:
             return torch.optim.Adam(self.parameters(), lr=1e-3)
 
     L.seed_everything(SEED, verbose=False)
-    datamodule = MNISTDataModule(
+    datamodule = ImageDataModule(
         settings.data_dir, batch_size=TRAIN_BATCH, test_batch_size=EVAL_BATCH, seed=SEED, pipeline="torchvision"
     )
     timer = _epoch_timer(settings)
@@ -829,11 +829,12 @@ def results_json(machine: dict[str, Any], outcomes: dict[str, Outcome]) -> dict[
 
 def _check_environment(args: argparse.Namespace) -> str | None:
     """One sentence saying why this run cannot start (no MNIST files, no GPU), or None."""
-    from mnist_lightning.mnist import MNISTDataError, check_files_present
+    from mnist_lightning.datasets import MNIST_FILES
+    from mnist_lightning.idx import DataError
 
     try:
-        check_files_present(args.data_dir)
-    except MNISTDataError as error:
+        MNIST_FILES.check_present(args.data_dir)
+    except DataError as error:
         return str(error)
     if args.device == "cuda":
         import torch

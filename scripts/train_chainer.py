@@ -18,7 +18,9 @@ import numpy as np
 from mnist_lightning.allocator import keep_freed_memory
 from mnist_lightning.arguments import OneLineParser, add_training_flags, positive_int
 from mnist_lightning.chainer_compat import import_chainer
-from mnist_lightning.mnist import PIXEL_MEAN, PIXEL_STD, MNISTDataError, load_split, split_indices
+from mnist_lightning.datasets import DATASETS, get_dataset
+from mnist_lightning.idx import DataError
+from mnist_lightning.split import split_indices
 from mnist_lightning.weights import WeightsError, read_arrays, write_arrays
 
 
@@ -37,7 +39,8 @@ L = chainer.links
 training = chainer.training
 extensions = chainer.training.extensions
 
-#: Validation batch size, as MNISTDataModule's: 12 equal batches, so Evaluator's mean of batch means is exact.
+#: Validation batch size, as ImageDataModule's: equal batches of MNIST's 12,000 (or 10,000 test) images, so
+#: Evaluator's mean of batch means is exact.
 VAL_BATCH_SIZE = 1000
 
 #: Our optimizer names -> (Chainer class, its learning-rate argument or None); Chainer's defaults are used as they
@@ -53,31 +56,38 @@ OPTIMIZERS: dict[str, tuple[str, str | None]] = {
     "adamw": ("AdamW", "alpha"),
 }
 
-MODELS = ("lenet", "mlp")
-
 
 class UsageError(Exception):
     """A flag, a path or a snapshot that cannot be used; the message is one sentence for the user."""
 
 
 class LeNet(chainer.Chain):
-    """LeNet as ``mnist_lightning.models.LeNet``: two conv/ReLU/max-pool blocks, then 256 -> 120 -> 64 -> 10."""
+    """LeNet as ``mnist_lightning.models.LeNet``: two conv/ReLU/max-pool blocks, then flat -> 120 -> 64 -> n_classes.
 
-    def __init__(self) -> None:
+    Args:
+        input_shape: (C, H, W) of one example; the first convolution takes C channels.
+        n_classes: the number of logits.
+    """
+
+    def __init__(self, input_shape: tuple[int, int, int] = (1, 28, 28), n_classes: int = 10) -> None:
         super().__init__()
+        self.input_shape = tuple(input_shape)
+        self.n_classes = n_classes
+        channels, height, width = self.input_shape
+        flat = 16 * ((((height - 4) // 2) - 4) // 2) * ((((width - 4) // 2) - 4) // 2)
         with self.init_scope():
-            self.conv1 = L.Convolution2D(1, 6, 5)
+            self.conv1 = L.Convolution2D(channels, 6, 5)
             self.conv2 = L.Convolution2D(6, 16, 5)
-            self.fc3 = L.Linear(256, 120)
+            self.fc3 = L.Linear(flat, 120)
             self.fc4 = L.Linear(120, 64)
-            self.fc5 = L.Linear(64, 10)
+            self.fc5 = L.Linear(64, n_classes)
 
     def layers(self) -> list[Any]:
         """The links with parameters in forward order: the weights file's layer order."""
         return [self.conv1, self.conv2, self.fc3, self.fc4, self.fc5]
 
     def forward(self, x: Any) -> Any:
-        """Logits of a (N, 1, 28, 28) batch."""
+        """Logits of a (N, C, H, W) batch."""
         h = F.max_pooling_2d(F.relu(self.conv1(x)), 2)
         h = F.max_pooling_2d(F.relu(self.conv2(h)), 2)
         h = F.relu(self.fc3(h))
@@ -86,45 +96,97 @@ class LeNet(chainer.Chain):
 
 
 class MLP(chainer.Chain):
-    """Chainer's MNIST example MLP, 784 -> n_units -> n_units -> 10 with ReLU (Linear flattens (N, 1, 28, 28))."""
+    """Chainer's MNIST example MLP, C*H*W -> n_units -> n_units -> n_classes with ReLU (Linear flattens its input).
 
-    def __init__(self, n_units: int = 100) -> None:
+    Args:
+        n_units: the width of both hidden layers.
+        input_shape: (C, H, W) of one example.
+        n_classes: the number of logits.
+    """
+
+    def __init__(
+        self, n_units: int = 100, input_shape: tuple[int, int, int] = (1, 28, 28), n_classes: int = 10
+    ) -> None:
         super().__init__()
+        self.input_shape = tuple(input_shape)
+        self.n_classes = n_classes
+        channels, height, width = self.input_shape
         with self.init_scope():
-            self.l1 = L.Linear(784, n_units)
+            self.l1 = L.Linear(channels * height * width, n_units)
             self.l2 = L.Linear(n_units, n_units)
-            self.l3 = L.Linear(n_units, 10)
+            self.l3 = L.Linear(n_units, n_classes)
 
     def layers(self) -> list[Any]:
         """The links with parameters in forward order: the weights file's layer order."""
         return [self.l1, self.l2, self.l3]
 
     def forward(self, x: Any) -> Any:
-        """Logits of a (N, 1, 28, 28) batch; the first Linear flattens it."""
+        """Logits of a (N, C, H, W) batch; the first Linear flattens it."""
         h1 = F.relu(self.l1(x))
         h2 = F.relu(self.l2(h1))
         return self.l3(h2)
 
 
-def build_predictor(name: str, n_units: int = 100) -> LeNet | MLP:
-    """The Chainer predictor called ``name``, initialised by Chainer's defaults (LeCun normal W, zero b)."""
+#: The models this reference has in Chainer: ``--model`` chooses from these names, which are names of
+#: ``mnist_lightning.models.MODELS`` too, so that the two scripts can start from one weights file.
+MODELS: dict[str, type[LeNet] | type[MLP]] = {"lenet": LeNet, "mlp": MLP}
+
+
+def build_predictor(
+    name: str, n_units: int = 100, input_shape: tuple[int, int, int] = (1, 28, 28), n_classes: int = 10
+) -> LeNet | MLP:
+    """The Chainer predictor called ``name``, initialised by Chainer's defaults (LeCun normal W, zero b).
+
+    Args:
+        name: a key of :data:`MODELS`.
+        n_units: the MLP's hidden width.
+        input_shape: (C, H, W) of one example.
+        n_classes: the number of logits.
+    """
     if name == "lenet":
-        return LeNet()
+        return LeNet(input_shape, n_classes)
     if name == "mlp":
-        return MLP(n_units)
+        return MLP(n_units, input_shape, n_classes)
     raise UsageError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}.")
 
 
+def _shapes(predictor: LeNet | MLP) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """The (W shape, b shape) of each of the predictor's links, in the weights file's order."""
+    return [(tuple(link.W.shape), tuple(link.b.shape)) for link in predictor.layers()]
+
+
 def save_weights(predictor: LeNet | MLP, path: str | os.PathLike, model: str, n_units: int) -> None:
-    """Write the predictor's parameters to the framework-neutral ``.npz`` that ``scripts/train.py`` reads."""
+    """Write the predictor's parameters to the framework-neutral ``.npz`` that ``scripts/train.py`` reads.
+
+    Args:
+        predictor: the Chainer predictor whose links are saved.
+        path: the ``.npz`` to write.
+        model: its name, recorded in the file.
+        n_units: its hidden width, recorded in the file.
+    """
     to_cpu = chainer.backends.cuda.to_cpu
     layers = [(to_cpu(link.W.array), to_cpu(link.b.array)) for link in predictor.layers()]
-    write_arrays(path, model, n_units, layers)
+    write_arrays(path, model, n_units, layers, input_shape=predictor.input_shape, n_classes=predictor.n_classes)
 
 
 def load_weights(predictor: LeNet | MLP, path: str | os.PathLike, model: str, n_units: int) -> None:
-    """Copy the weights of a framework-neutral ``.npz`` (e.g. from ``scripts/train.py``) into the predictor."""
-    for link, (w, b) in zip(predictor.layers(), read_arrays(path, model, n_units), strict=True):
+    """Copy the weights of a framework-neutral ``.npz`` (e.g. from ``scripts/train.py``) into the predictor.
+
+    Args:
+        predictor: the Chainer predictor to fill; its links' shapes are what the file must hold.
+        path: the ``.npz`` to read.
+        model: its name.
+        n_units: its hidden width.
+    """
+    arrays = read_arrays(
+        path,
+        model,
+        n_units,
+        input_shape=predictor.input_shape,
+        n_classes=predictor.n_classes,
+        shapes=_shapes(predictor),
+    )
+    for link, (w, b) in zip(predictor.layers(), arrays, strict=True):
         link.W.array[...] = link.xp.asarray(w)
         link.b.array[...] = link.xp.asarray(b)
 
@@ -136,23 +198,42 @@ def load_mnist_arrays(
     n_train: int | None = None,
     n_val: int | None = None,
     normalize: bool = False,
+    dataset: str = "mnist",
+    validation: str = "split",
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """((x, t) train, (x, t) validation): x float32 (N, 1, 28, 28) = uint8 / 255, t int32; the DataModule's split.
+    """((x, t) train, (x, t) validation): x float32 (N, C, H, W) = uint8 / 255, t int32; the DataModule's split.
 
-    ``n_train``/``n_val`` keep only the first examples of each part (smoke runs); None keeps them all.
-    ``normalize`` then subtracts ``PIXEL_MEAN`` and divides by ``PIXEL_STD``, in float32 as the DataModule does.
+    Args:
+        data_dir: the folder holding the dataset's files.
+        seed: seed of the split.
+        val_ratio: the share of the training set that validates with ``validation="split"``.
+        n_train: keep only the first examples of the training part (smoke runs); None keeps them all.
+        n_val: the same for the validation part.
+        normalize: then subtract the dataset's per-channel mean and divide by its standard deviation, in float32
+            as the DataModule does.
+        dataset: a name in ``mnist_lightning.datasets.DATASETS``.
+        validation: ``split`` (a seeded part of the training set validates) or ``test`` (all of it trains and
+            the test set validates, as ``chainer.datasets.get_mnist()`` gives Chainer's example).
     """
-    images, labels = load_split(data_dir, train=True)
-    train_idx, val_idx = split_indices(len(labels), val_ratio, seed)
+    info = get_dataset(dataset)
+    images, labels = info.read(data_dir, "train")
+    if validation == "test":
+        val_images, val_labels = info.read(data_dir, "test")
+        train_idx, val_idx = np.arange(len(labels)), np.arange(len(val_labels))
+    else:
+        val_images, val_labels = images, labels
+        train_idx, val_idx = split_indices(len(labels), val_ratio, seed)
+    mean = np.asarray(info.mean, dtype=np.float32).reshape(-1, 1, 1)
+    std = np.asarray(info.std, dtype=np.float32).reshape(-1, 1, 1)
 
-    def part(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def part(source: np.ndarray, targets: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Pixels scaled as the DataModule scales them (float32 division by 255) and int32 labels."""
-        x = images[idx].reshape(-1, 1, 28, 28).astype(np.float32) / np.float32(255.0)
+        x = source[idx].astype(np.float32) / np.float32(255.0)
         if normalize:
-            x = (x - np.float32(PIXEL_MEAN)) / np.float32(PIXEL_STD)
-        return x, labels[idx].astype(np.int32)
+            x = (x - mean) / std
+        return x, targets[idx].astype(np.int32)
 
-    return part(train_idx[:n_train]), part(val_idx[:n_val])
+    return part(images, labels, train_idx[:n_train]), part(val_images, val_labels, val_idx[:n_val])
 
 
 def get_mnist_split(
@@ -161,9 +242,29 @@ def get_mnist_split(
     n_train: int | None = None,
     n_val: int | None = None,
     normalize: bool = False,
+    dataset: str = "mnist",
+    validation: str = "split",
 ) -> tuple[chainer.datasets.TupleDataset, chainer.datasets.TupleDataset]:
-    """The arrays of :func:`load_mnist_arrays` as Chainer's (train, validation) TupleDatasets."""
-    train, val = load_mnist_arrays(data_dir, seed, n_train=n_train, n_val=n_val, normalize=normalize)
+    """The arrays of :func:`load_mnist_arrays` as Chainer's (train, validation) TupleDatasets.
+
+    Args:
+        data_dir: the folder holding the dataset's files.
+        seed: seed of the split.
+        n_train: keep only the first training examples; None keeps them all.
+        n_val: keep only the first validation examples; None keeps them all.
+        normalize: shift and scale the pixels by the dataset's mean and standard deviation.
+        dataset: a name in ``mnist_lightning.datasets.DATASETS``.
+        validation: ``split`` or ``test`` (see :func:`load_mnist_arrays`).
+    """
+    train, val = load_mnist_arrays(
+        data_dir,
+        seed,
+        n_train=n_train,
+        n_val=n_val,
+        normalize=normalize,
+        dataset=dataset,
+        validation=validation,
+    )
     return chainer.datasets.TupleDataset(*train), chainer.datasets.TupleDataset(*val)
 
 
@@ -183,9 +284,10 @@ def make_optimizer(name: str, lr: float | None = None) -> chainer.Optimizer:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser: ``scripts/train.py``'s flags where they mean the same, plus Chainer's ``--device``."""
     p = OneLineParser(
-        prog="train_chainer.py", description="Chainer reference: train LeNet or an MLP on MNIST with Chainer 7.8.1."
+        prog="train_chainer.py",
+        description="Chainer reference: train LeNet or an MLP on MNIST, Fashion-MNIST or KMNIST with Chainer 7.8.1.",
     )
-    add_training_flags(p, MODELS, OPTIMIZERS)
+    add_training_flags(p, MODELS, OPTIMIZERS, DATASETS)
     p.add_argument("--out", "-o", default="result", help="output folder (default: result)")
     p.add_argument("--resume", "-r", default=None, metavar="PATH", help="resume from this trainer snapshot")
     p.add_argument(
@@ -243,9 +345,18 @@ def build_trainer(args: argparse.Namespace) -> chainer.training.Trainer:
     np.random.seed(args.seed)
     n_train = None if args.limit_train_batches is None else args.limit_train_batches * args.batchsize
     n_val = None if args.limit_val_batches is None else args.limit_val_batches * VAL_BATCH_SIZE
-    train, val = get_mnist_split(args.data_dir, args.seed, n_train=n_train, n_val=n_val, normalize=args.normalize)
+    train, val = get_mnist_split(
+        args.data_dir,
+        args.seed,
+        n_train=n_train,
+        n_val=n_val,
+        normalize=args.normalize,
+        dataset=args.dataset,
+        validation=args.validation,
+    )
 
-    predictor = build_predictor(args.model, args.unit)
+    info = get_dataset(args.dataset)
+    predictor = build_predictor(args.model, args.unit, info.shape, info.classes)
     if args.init_from is not None:
         load_weights(predictor, args.init_from, args.model, args.unit)
     if args.export_init is not None:
@@ -318,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()  # as scripts/train.py does, so that the two compare like for like
     try:
         run(args)
-    except (UsageError, MNISTDataError, WeightsError) as error:
+    except (UsageError, DataError, WeightsError) as error:
         if args.debug:
             raise
         print(f"error: {error}", file=sys.stderr)

@@ -35,10 +35,13 @@ def write_idx(path: Path, array: np.ndarray, magic: int | None = None) -> None:
     path.write_bytes(header + array.tobytes())
 
 
-def make_mnist(root: Path, n_train: int = 200, n_test: int = 50, seed: int = 0) -> Path:
-    """A tiny MNIST in torchvision's layout under ``root``: label k images are bright in row band k."""
+def make_mnist(root: Path, n_train: int = 200, n_test: int = 50, seed: int = 0, folder: str = "MNIST") -> Path:
+    """A tiny MNIST in torchvision's layout under ``root``: label k images are bright in row band k.
+
+    ``folder`` names the set's folder (``FashionMNIST``, ``KMNIST``): those ship the same four IDX files.
+    """
     rng = np.random.default_rng(seed)
-    raw = root / "MNIST" / "raw"
+    raw = root / folder / "raw"
     for prefix, n in (("train", n_train), ("t10k", n_test)):
         labels = rng.integers(0, 10, size=n).astype(np.uint8)
         images = rng.integers(0, 40, size=(n, 28, 28)).astype(np.uint8)

@@ -16,10 +16,11 @@ import torch.nn.functional as TF
 from conftest import load_script
 
 from mnist_lightning.chainer_compat import INSTALL_HINT, import_chainer
-from mnist_lightning.data import EpochShuffle, MNISTDataModule
-from mnist_lightning.mnist import load_split, split_indices
+from mnist_lightning.data import EpochShuffle, ImageDataModule
+from mnist_lightning.datasets import MNIST_FILES
 from mnist_lightning.models import build_predictor
-from mnist_lightning.weights import FORMAT, WeightsError, load_npz, read_arrays, save_npz, write_arrays
+from mnist_lightning.split import split_indices
+from mnist_lightning.weights import FORMAT, WeightsError, layer_shapes, load_npz, read_arrays, save_npz, write_arrays
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "train_chainer.py"
@@ -101,7 +102,7 @@ def test_weights_refuse_another_model_or_width_and_leave_the_predictor_unchanged
     save_npz(build_predictor("lenet"), tmp_path / "lenet.npz", "lenet", 100)
     net = build_predictor("mlp", 40)
     before = [p.detach().clone() for p in net.parameters()]
-    with pytest.raises(WeightsError, match="holds weights of an MLP with 30 units, not 40"):
+    with pytest.raises(WeightsError, match="holds weights of model 'mlp' with 30 units, not 40"):
         load_npz(net, tmp_path / "mlp30.npz", "mlp", 40)
     with pytest.raises(WeightsError, match="holds weights of model 'lenet', not 'mlp'"):
         load_npz(net, tmp_path / "lenet.npz", "mlp", 40)
@@ -122,7 +123,7 @@ def test_weights_errors_are_one_sentence(tmp_path: Path) -> None:
     layers = read_arrays_from(build_predictor("mlp", 20), tmp_path)
     layers[1] = (layers[1][0][:, :10], layers[1][1])
     with pytest.raises(WeightsError, match=r"layer1/W has shape \(20, 10\), but mlp needs \(20, 20\)"):
-        write_arrays(tmp_path / "bad.npz", "mlp", 20, layers)
+        write_arrays(tmp_path / "bad.npz", "mlp", 20, layers, shapes=layer_shapes(build_predictor("mlp", 20)))
     assert not (tmp_path / "bad.npz").exists()
 
 
@@ -157,9 +158,9 @@ def test_chainer_split_is_the_datamodule_split(tc: ModuleType, data_dir: Path) -
     assert x_train.dtype == np.float32 and t_train.dtype == np.int32
     assert float(x_train.min()) == 0.0 and float(x_train.max()) == 1.0
 
-    dm = MNISTDataModule(data_dir, batch_size=128, seed=0)
+    dm = ImageDataModule(data_dir, batch_size=128, seed=0)
     dm.setup("fit")
-    images, labels = load_split(data_dir, train=True)
+    images, labels = MNIST_FILES.load_split(data_dir, train=True)
     assert np.array_equal(dm.train_idx.numpy(), split_indices(60_000, 0.2, 0)[0])
     assert np.array_equal(t_train, labels[dm.train_idx.numpy()])
     assert np.array_equal(x_train[:, 0], images[dm.train_idx.numpy()] / np.float32(255.0))
@@ -182,7 +183,7 @@ def test_chainer_split_is_the_datamodule_split(tc: ModuleType, data_dir: Path) -
 def test_chainer_normalize_is_the_datamodule_normalize(tc: ModuleType, data_dir: Path) -> None:
     """``--normalize`` gives both frameworks the same validation pixels, bit for bit."""
     _, (x_val, t_val) = tc.load_mnist_arrays(data_dir, seed=0, normalize=True)
-    dm = MNISTDataModule(data_dir, batch_size=128, seed=0, normalize=True)
+    dm = ImageDataModule(data_dir, batch_size=128, seed=0, normalize=True)
     dm.setup("fit")
     batches = list(dm.val_dataloader())
     assert np.array_equal(torch.cat([x for x, _ in batches]).numpy(), x_val)
@@ -301,3 +302,31 @@ def test_script_bad_input_ends_in_one_sentence(
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message.format(tmp=tmp_path) in err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_chainer_validation_on_the_test_set_is_the_datamodules(tc: ModuleType, data_dir: Path) -> None:
+    """``--validation test``: all 60,000 images train and the 10,000 test images validate, as in Lightning."""
+    (x_train, t_train), (x_val, t_val) = tc.load_mnist_arrays(data_dir, validation="test", normalize=True)
+    assert x_train.shape == (60_000, 1, 28, 28) and x_val.shape == (10_000, 1, 28, 28)
+    _, labels = MNIST_FILES.load_split(data_dir, train=True)
+    assert np.array_equal(t_train, labels)
+    dm = ImageDataModule(data_dir, validation="test", normalize=True)
+    dm.setup("fit")
+    batches = list(dm.val_dataloader())
+    assert np.array_equal(torch.cat([x for x, _ in batches]).numpy(), x_val)
+    assert np.array_equal(torch.cat([t for _, t in batches]).numpy(), t_val)
+
+
+def test_script_trains_on_another_dataset_and_validates_on_its_test_set(tmp_path: Path) -> None:
+    from conftest import make_mnist
+
+    data = make_mnist(tmp_path / "data", folder="FashionMNIST")
+    out = tmp_path / "result"
+    args = ["--dataset", "fashion-mnist", "--validation", "test", "--data-dir", str(data), "-e", "1", "-b", "40"]
+    proc = run_script(*args, "-o", str(out), "--no-progress", "--noplot")
+    assert proc.returncode == 0, proc.stderr
+    log = json.loads((out / "log").read_text())
+    assert [(e["epoch"], e["iteration"]) for e in log] == [(0, 0), (1, 5)]  # 200 images in batches of 40
+    missing = run_script("--dataset", "kmnist", "--data-dir", str(data), "-o", str(out), "--no-progress")
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+    assert missing.stderr.startswith("error: KMNIST files ") and "/KMNIST/raw: download them from " in missing.stderr

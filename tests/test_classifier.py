@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
@@ -9,10 +11,12 @@ import pytest
 import torch
 from lightning.pytorch.loggers import Logger
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from mnist_lightning.classifier import OPTIMIZERS, Classifier, make_optimizer
-from mnist_lightning.data import MNISTDataModule
-from mnist_lightning.models import MLP, LeNet
+from mnist_lightning.data import ImageDataModule
+from mnist_lightning.models import MLP, MODELS, LeNet, build_predictor, register_model
+from mnist_lightning.weights import load_npz, save_npz
 
 
 @pytest.mark.parametrize(
@@ -86,7 +90,7 @@ def test_logs_chainer_observation_names(tiny_mnist: Path, tmp_path: Path) -> Non
         enable_model_summary=False,
         default_root_dir=tmp_path,
     )
-    dm = MNISTDataModule(tiny_mnist, batch_size=16, test_batch_size=20)
+    dm = ImageDataModule(tiny_mnist, batch_size=16, test_batch_size=20)
     trainer.fit(model, datamodule=dm)
     # every step returns its observation for the extensions ...
     assert len(outputs.steps) == 10
@@ -108,7 +112,7 @@ def test_checkpoint_alone_rebuilds_the_model(tiny_mnist: Path, tmp_path: Path) -
     trainer = L.Trainer(
         max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False, limit_val_batches=0
     )
-    trainer.fit(model, datamodule=MNISTDataModule(tiny_mnist, batch_size=16))
+    trainer.fit(model, datamodule=ImageDataModule(tiny_mnist, batch_size=16))
     path = tmp_path / "model.ckpt"
     trainer.save_checkpoint(path)
     torch.load(path, weights_only=True)  # nothing but plain types and tensors
@@ -124,3 +128,79 @@ def test_custom_predictor_needs_to_be_passed_again(tmp_path: Path) -> None:
     assert model.hparams.predictor is None
     with pytest.raises(TypeError, match="load_from_checkpoint"):
         Classifier(None)
+
+
+class TinyNet(nn.Module):
+    """The smallest registered model: one linear layer on the flattened example."""
+
+    def __init__(self, input_shape: tuple[int, int, int] = (1, 28, 28), n_classes: int = 10) -> None:
+        super().__init__()
+        self.fc = nn.Linear(math.prod(input_shape), n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.flatten(1))
+
+
+@pytest.fixture
+def tiny_model() -> Iterator[str]:
+    """``TinyNet`` registered under a name for the length of one test."""
+    register_model("tiny", TinyNet)
+    yield "tiny"
+    del MODELS["tiny"]
+
+
+def fit(model: Classifier, shape: tuple[int, int, int], n_classes: int, root: Path) -> L.Trainer:
+    """Four steps on random examples of ``shape``, then a checkpoint at ``root/model.ckpt``."""
+    generator = torch.Generator().manual_seed(0)
+    data = TensorDataset(
+        torch.rand(32, *shape, generator=generator), torch.randint(n_classes, (32,), generator=generator)
+    )
+    trainer = L.Trainer(
+        max_steps=4,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+    )
+    trainer.fit(model, train_dataloaders=DataLoader(data, batch_size=8))
+    trainer.save_checkpoint(root / "model.ckpt")
+    return trainer
+
+
+def test_a_registered_model_trains_reloads_and_round_trips_its_weights(tiny_model: str, tmp_path: Path) -> None:
+    shape, n_classes = (3, 4, 4), 5
+    model = Classifier(tiny_model, optimizer="sgd", input_shape=shape, n_classes=n_classes)
+    before = model.predictor.fc.weight.detach().clone()
+    assert fit(model, shape, n_classes, tmp_path).global_step == 4
+    assert not torch.equal(before, model.predictor.fc.weight)
+    loaded = Classifier.load_from_checkpoint(tmp_path / "model.ckpt")
+    assert isinstance(loaded.predictor, TinyNet) and loaded.predictor.fc.weight.shape == (5, 48)
+    assert loaded.hparams.input_shape == [3, 4, 4] and loaded.hparams.n_classes == 5
+    assert all(torch.equal(a.cpu(), b) for a, b in zip(model.parameters(), loaded.parameters(), strict=True))
+    save_npz(model.predictor, tmp_path / "w.npz", tiny_model, 100, input_shape=shape, n_classes=n_classes)
+    fresh = build_predictor(tiny_model, input_shape=shape, n_classes=n_classes)
+    load_npz(fresh, tmp_path / "w.npz", tiny_model, 100, input_shape=shape, n_classes=n_classes)
+    assert torch.equal(fresh.fc.weight, model.predictor.fc.weight.cpu())
+    assert torch.equal(fresh.fc.bias, model.predictor.fc.bias.cpu())
+
+
+def test_lenet_for_another_dataset_reloads_with_its_shape(tmp_path: Path) -> None:
+    model = Classifier("lenet", input_shape=(3, 32, 32), n_classes=100)
+    fit(model, (3, 32, 32), 100, tmp_path)
+    torch.load(tmp_path / "model.ckpt", weights_only=True)  # nothing but plain types and tensors
+    loaded = Classifier.load_from_checkpoint(tmp_path / "model.ckpt")
+    assert loaded(torch.zeros(2, 3, 32, 32)).shape == (2, 100)
+    assert all(torch.equal(a.cpu(), b) for a, b in zip(model.parameters(), loaded.parameters(), strict=True))
+
+
+def test_a_checkpoint_without_input_shape_and_classes_loads_as_mnist(tmp_path: Path) -> None:
+    model = Classifier("mlp", n_units=12)
+    fit(model, (1, 28, 28), 10, tmp_path)
+    checkpoint = torch.load(tmp_path / "model.ckpt", weights_only=True)
+    for key in ("input_shape", "n_classes"):
+        del checkpoint["hyper_parameters"][key]
+    torch.save(checkpoint, tmp_path / "mnist.ckpt")
+    loaded = Classifier.load_from_checkpoint(tmp_path / "mnist.ckpt")
+    assert isinstance(loaded.predictor, MLP) and loaded.predictor.input_shape == (1, 28, 28)
+    assert loaded(torch.zeros(2, 1, 28, 28)).shape == (2, 10)

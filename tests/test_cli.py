@@ -101,7 +101,7 @@ def corrupt(raw: Path, how: str) -> None:
     ("how", "pattern"),
     [
         ("missing", "train-labels-idx1-ubyte not found in .*MNIST/raw"),
-        ("wrong magic", "not an MNIST IDX file: magic number 2049, expected 2051"),
+        ("wrong magic", "not an IDX image file: magic number 2049, expected 2051"),
         ("wrong size", r"images of shape \(32, 32\), expected \(28, 28\)"),
         ("count mismatch", "has 200 images but .* has 199 labels"),
     ],

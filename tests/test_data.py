@@ -1,4 +1,4 @@
-"""MNISTDataModule: the in-memory tensor pipeline, the torchvision pipeline, shuffling and sharding."""
+"""ImageDataModule on MNIST: the in-memory tensor pipeline, the torchvision pipeline, shuffling and sharding."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from mnist_lightning.data import EpochShuffle, MNISTDataModule
-from mnist_lightning.mnist import PIXEL_MEAN, PIXEL_STD, MNISTDataError, load_split
+from mnist_lightning.data import EpochShuffle, ImageDataModule
+from mnist_lightning.datasets import MNIST, MNIST_FILES
+from mnist_lightning.idx import DataError
+
+PIXEL_MEAN, PIXEL_STD = MNIST.mean[0], MNIST.std[0]
 
 
-def setup_dm(data_dir: Path, **kwargs: object) -> MNISTDataModule:
-    dm = MNISTDataModule(data_dir, **kwargs)
+def setup_dm(data_dir: Path, **kwargs: object) -> ImageDataModule:
+    dm = ImageDataModule(data_dir, **kwargs)
     dm.prepare_data()
     dm.setup()
     return dm
@@ -21,7 +24,7 @@ def setup_dm(data_dir: Path, **kwargs: object) -> MNISTDataModule:
 
 def test_batches_are_scaled_images_of_the_split(tiny_mnist: Path) -> None:
     dm = setup_dm(tiny_mnist, batch_size=32, test_batch_size=16, val_ratio=0.2, seed=1)
-    images, labels = load_split(tiny_mnist, train=True)
+    images, labels = MNIST_FILES.load_split(tiny_mnist, train=True)
     val = dm.val_dataloader()
     xs, ys = zip(*val, strict=True)
     x, y = torch.cat(xs), torch.cat(ys)
@@ -93,12 +96,34 @@ def test_same_seed_same_split_on_every_instance(tiny_mnist: Path) -> None:
 
 def test_missing_folder_raises_clear_error_and_leaves_nothing(tmp_path: Path) -> None:
     target = tmp_path / "nowhere" / "data"
-    dm = MNISTDataModule(target)
-    with pytest.raises(MNISTDataError, match="not found in"):
+    dm = ImageDataModule(target)
+    with pytest.raises(DataError, match="not found in"):
         dm.prepare_data()
     assert not (tmp_path / "nowhere").exists()
 
 
 def test_unknown_pipeline() -> None:
     with pytest.raises(ValueError, match="unknown data pipeline"):
-        MNISTDataModule("data", pipeline="pil")
+        ImageDataModule("data", pipeline="pil")
+
+
+def test_validation_on_the_test_set_trains_on_all_60000_images(mnist_dir: Path) -> None:
+    """``validation="test"``: Chainer's example setup, 60,000 training images and the 10,000 test images to validate."""
+    dm = ImageDataModule(mnist_dir, validation="test")
+    dm.setup("fit")
+    train, val = dm.train_dataloader(), dm.val_dataloader()
+    assert len(train.sampler) == 60_000 and len(train) == 469
+    assert len(val.sampler) == 10_000 and len(val) == 10
+    _, test_labels = MNIST_FILES.load_split(mnist_dir, train=False)
+    assert torch.equal(torch.cat([t for _, t in val]), torch.from_numpy(test_labels))
+    dm.setup("test")
+    assert len(dm.test_dataloader().sampler) == 10_000
+    assert dm.hparams["validation"] == "test"
+    split = ImageDataModule(mnist_dir)
+    split.setup("fit")
+    assert len(split.train_dataloader().sampler) == 48_000 and len(split.val_dataloader().sampler) == 12_000
+
+
+def test_unknown_validation() -> None:
+    with pytest.raises(ValueError, match="unknown validation 'train': choose one of split, test"):
+        ImageDataModule("data", validation="train")

@@ -13,8 +13,9 @@ import pytest
 from conftest import write_idx
 from test_cli import TRAIN, assert_one_sentence, train
 
-from mnist_lightning.data import MNISTDataModule
-from mnist_lightning.mnist import MNISTDataError, check_files, check_files_present, missing_files
+from mnist_lightning.data import ImageDataModule
+from mnist_lightning.datasets import MNIST_FILES
+from mnist_lightning.idx import DataError
 
 QUICK = ["-e", "1", "--limit-train-batches", "1", "--no-progress", "--noplot"]
 #: From <linux/prctl.h> and <linux/capability.h>.
@@ -42,7 +43,7 @@ def test_label_out_of_range(name: str, pipeline: str, tmp_path: Path, tiny_mnist
     labels[3] = 17
     write_idx(path, labels)
     result = train_quick(tiny_mnist, tmp_path, "--data-pipeline", pipeline)
-    assert_stopped_before_training(result, tmp_path, f"{name} holds label 17, expected digits 0-9")
+    assert_stopped_before_training(result, tmp_path, f"{name} holds label 17, expected labels 0-9")
 
 
 def test_train_and_test_files_swapped(tmp_path: Path, tiny_mnist: Path) -> None:
@@ -135,19 +136,19 @@ def test_something_in_place_of_a_file_is_not_missing(how: str, tiny_mnist: Path,
     raw = tiny_mnist / "MNIST" / "raw"
     put_in_place_of(raw / "t10k-images-idx3-ubyte", how)
     (raw / "train-labels-idx1-ubyte").unlink()
-    assert missing_files(tiny_mnist) == ["train-labels-idx1-ubyte"]
-    with pytest.raises(MNISTDataError, match="t10k-images-idx3-ubyte is a"):
-        MNISTDataModule(tiny_mnist).prepare_data()
+    assert MNIST_FILES.missing_files(tiny_mnist) == ["train-labels-idx1-ubyte"]
+    with pytest.raises(DataError, match="t10k-images-idx3-ubyte is a"):
+        ImageDataModule(tiny_mnist).prepare_data()
     assert downloads == []
 
 
 def test_absent_files_are_still_downloaded(tiny_mnist: Path, downloads: list[bool]) -> None:
     (tiny_mnist / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").unlink()
-    with pytest.raises(MNISTDataError, match="t10k-labels-idx1-ubyte not found in"):
-        MNISTDataModule(tiny_mnist).prepare_data()
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte not found in"):
+        ImageDataModule(tiny_mnist).prepare_data()
     assert downloads == [True]
-    with pytest.raises(MNISTDataError, match="t10k-labels-idx1-ubyte not found in"):
-        check_files_present(tiny_mnist)
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte not found in"):
+        MNIST_FILES.check_present(tiny_mnist)
 
 
 def test_links_to_good_files_are_fine(tmp_path: Path, tiny_mnist: Path) -> None:
@@ -157,5 +158,5 @@ def test_links_to_good_files_are_fine(tmp_path: Path, tiny_mnist: Path) -> None:
     (linked / "MNIST" / "raw").mkdir(parents=True)
     for path in raw.iterdir():
         (linked / "MNIST" / "raw" / path.name).symlink_to(path)
-    assert missing_files(linked) == []
-    check_files(linked)
+    assert MNIST_FILES.missing_files(linked) == []
+    MNIST_FILES.check(linked)

@@ -9,55 +9,57 @@ import pytest
 import torch
 from conftest import write_idx
 
-from mnist_lightning.mnist import MNISTDataError, load_split, read_idx, split_indices
+from mnist_lightning.datasets import MNIST_FILES
+from mnist_lightning.idx import DataError, read_idx
+from mnist_lightning.split import split_indices
 
 
 def test_tiny_files_load(tiny_mnist: Path) -> None:
-    images, labels = load_split(tiny_mnist, train=True)
+    images, labels = MNIST_FILES.load_split(tiny_mnist, train=True)
     assert images.shape == (200, 28, 28) and images.dtype == np.uint8
     assert labels.shape == (200,) and labels.dtype == np.int64
-    test_images, _ = load_split(tiny_mnist, train=False)
+    test_images, _ = MNIST_FILES.load_split(tiny_mnist, train=False)
     assert test_images.shape == (50, 28, 28)
 
 
 def test_missing_file_names_the_files_and_folder(tiny_mnist: Path) -> None:
     raw = tiny_mnist / "MNIST" / "raw"
     (raw / "t10k-labels-idx1-ubyte").unlink()
-    with pytest.raises(MNISTDataError, match=r"t10k-labels-idx1-ubyte not found in .*MNIST/raw"):
-        load_split(tiny_mnist, train=True)
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte not found in .*MNIST/raw"):
+        MNIST_FILES.load_split(tiny_mnist, train=True)
 
 
 def test_truncated_file(tiny_mnist: Path) -> None:
     path = tiny_mnist / "MNIST" / "raw" / "train-images-idx3-ubyte"
     path.write_bytes(path.read_bytes()[:-100])
-    with pytest.raises(MNISTDataError, match="truncated"):
-        load_split(tiny_mnist, train=True)
+    with pytest.raises(DataError, match="truncated"):
+        MNIST_FILES.load_split(tiny_mnist, train=True)
 
 
 def test_header_only_fragment(tmp_path: Path) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"\x00\x00")
-    with pytest.raises(MNISTDataError, match="truncated"):
+    with pytest.raises(DataError, match="truncated"):
         read_idx(path, 2051)
 
 
 def test_wrong_magic(tiny_mnist: Path) -> None:
     path = tiny_mnist / "MNIST" / "raw" / "train-labels-idx1-ubyte"
     write_idx(path, np.zeros(200, np.uint8), magic=0x1234)
-    with pytest.raises(MNISTDataError, match="magic number 4660, expected 2049"):
-        load_split(tiny_mnist, train=True)
+    with pytest.raises(DataError, match="magic number 4660, expected 2049"):
+        MNIST_FILES.load_split(tiny_mnist, train=True)
 
 
 def test_wrong_image_size(tiny_mnist: Path) -> None:
     write_idx(tiny_mnist / "MNIST" / "raw" / "train-images-idx3-ubyte", np.zeros((200, 32, 32), np.uint8))
-    with pytest.raises(MNISTDataError, match=r"shape \(32, 32\), expected \(28, 28\)"):
-        load_split(tiny_mnist, train=True)
+    with pytest.raises(DataError, match=r"shape \(32, 32\), expected \(28, 28\)"):
+        MNIST_FILES.load_split(tiny_mnist, train=True)
 
 
 def test_count_mismatch(tiny_mnist: Path) -> None:
     write_idx(tiny_mnist / "MNIST" / "raw" / "train-labels-idx1-ubyte", np.zeros(150, np.uint8))
-    with pytest.raises(MNISTDataError, match="200 images but .* has 150 labels"):
-        load_split(tiny_mnist, train=True)
+    with pytest.raises(DataError, match="200 images but .* has 150 labels"):
+        MNIST_FILES.load_split(tiny_mnist, train=True)
 
 
 def test_split_sizes_disjoint_and_complete() -> None:
@@ -92,9 +94,9 @@ def test_split_rejects_bad_ratio() -> None:
 
 
 def test_real_mnist_matches_published_counts(mnist_dir: Path) -> None:
-    images, labels = load_split(mnist_dir, train=True)
+    images, labels = MNIST_FILES.load_split(mnist_dir, train=True)
     assert images.shape == (60_000, 28, 28)
     assert np.bincount(labels).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
     assert abs(images.mean() / 255 - 0.1307) < 1e-4
-    _, test_labels = load_split(mnist_dir, train=False)
+    _, test_labels = MNIST_FILES.load_split(mnist_dir, train=False)
     assert np.bincount(test_labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

@@ -16,7 +16,7 @@ import torch
 from test_cli import TRAIN, train
 
 from mnist_lightning.classifier import Classifier
-from mnist_lightning.data import MNISTDataModule
+from mnist_lightning.data import ImageDataModule
 
 QUIET = ["--no-progress", "--noplot", "--limit-val-batches", "2"]
 KILL_SEED = int(os.environ.get("KILL_SEED", "20261123"))
@@ -70,7 +70,7 @@ def test_sigkill_mid_epoch_then_autoload_equals_an_uninterrupted_run(tmp_path: P
 def validate_single_process(snapshot: Path, mnist_dir: Path) -> tuple[float, float]:
     """Per-sample validation loss and accuracy of a snapshot's model over the whole 12,000, in one process."""
     model = Classifier.load_from_checkpoint(snapshot, map_location="cpu").eval()
-    dm = MNISTDataModule(mnist_dir)
+    dm = ImageDataModule(mnist_dir)
     dm.setup("fit")
     loss = correct = n = 0.0
     with torch.no_grad():

@@ -67,6 +67,8 @@ def test_resume_with_r_then_test_scores_the_trained_weights(tmp_path: Path, snap
         (["-b", "64"], r"was trained with -b 128, .*: resume with -b 128"),
         (["--optimizer", "sgd"], r"was trained with --optimizer adam, .*: resume with --optimizer adam"),
         (["--model", "mlp"], r"is a snapshot of model 'lenet', not --model mlp"),
+        (["--dataset", "kmnist"], r"was trained on --dataset mnist, .*: resume with --dataset mnist"),
+        (["--validation", "test"], r"was trained with --validation split, .*: resume with --validation split"),
     ],
 )
 def test_resume_refuses_flags_that_change_the_training(
@@ -76,6 +78,21 @@ def test_resume_refuses_flags_that_change_the_training(
     result = train(["--data-dir", str(data), "-e", "2", "-r", str(snapshot), *flags, *QUIET], tmp_path)
     assert_one_sentence(result, pattern)
     assert not (tmp_path / "lightning_logs").exists()
+
+
+def test_a_snapshot_without_dataset_and_validation_resumes_as_mnist_on_the_split(
+    tmp_path: Path, snapshot_run: tuple[Path, Path]
+) -> None:
+    """Hyper-parameters without ``dataset`` and ``validation`` mean the defaults, and such a snapshot resumes."""
+    data, snapshot = snapshot_run
+    checkpoint = torch.load(snapshot, weights_only=True)
+    for key in ("dataset", "validation"):
+        del checkpoint["datamodule_hyper_parameters"][key]
+    torch.save(checkpoint, tmp_path / "plain")
+    args = ["--data-dir", str(data), "-e", "2", "-r", str(tmp_path / "plain"), *QUIET]
+    assert train([*args, "-o", str(tmp_path / "r")], tmp_path).returncode == 0
+    result = train([*args, "--validation", "test"], tmp_path)
+    assert_one_sentence(result, r"was trained with --validation split, .*: resume with --validation split")
 
 
 def test_resume_with_nothing_left_to_train_says_so(tmp_path: Path, snapshot_run: tuple[Path, Path]) -> None:

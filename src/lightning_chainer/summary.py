@@ -66,10 +66,17 @@ class Summary:
         if not self._sums:
             return {}
         keys = list(self._sums)
-        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        entries = [self._sums[k] for k in keys] + [self._counts[k] for k in keys]
+        device = _device(trainer, entries)
+        # The Python numbers (the counts, float-only sums) go over in one copy, not one small copy each.
+        numbers = torch.tensor(
+            [0.0 if isinstance(v, torch.Tensor) else float(v) for v in entries], dtype=torch.float64, device=device
+        )
         packed = torch.stack(
-            [torch.as_tensor(self._sums[k], dtype=torch.float64).to(device) for k in keys]
-            + [torch.as_tensor(self._counts[k], dtype=torch.float64).to(device) for k in keys]
+            [
+                v.detach().to(device=device, dtype=torch.float64) if isinstance(v, torch.Tensor) else numbers[i]
+                for i, v in enumerate(entries)
+            ]
         )
         if trainer is not None and trainer.world_size > 1:
             packed = trainer.strategy.reduce(packed, reduce_op="sum")
@@ -90,3 +97,13 @@ class Summary:
         """Restore sums and counts saved by :meth:`state_dict`."""
         self._sums = dict(state.get("sums", {}))
         self._counts = {k: (v.item() if isinstance(v, torch.Tensor) else v) for k, v in state.get("counts", {}).items()}
+
+
+def _device(trainer: pl.Trainer | None, entries: list[Any]) -> torch.device:
+    """Where the means are packed: the trainer's device, else that of the first tensor, else the CPU."""
+    if trainer is not None:
+        return trainer.strategy.root_device
+    for value in entries:
+        if isinstance(value, torch.Tensor):
+            return value.device
+    return torch.device("cpu")

@@ -1,7 +1,7 @@
-"""What the command lines share: argparse types and a parser whose errors are one line (standard library only).
+"""What the command lines share: argparse types, the training flags, and a parser whose errors are one line.
 
 ``scripts/train.py``, ``scripts/train_chainer.py`` and ``scripts/benchmark.py`` use it; it imports neither torch
-nor Chainer, so the Chainer script stays free of torch.
+nor Chainer (the standard library and ``split.py``'s NumPy only), so the Chainer script stays free of torch.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import math
 import os
 from collections.abc import Sequence
 from typing import NoReturn
+
+from mnist_lightning.split import VALIDATIONS
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -68,8 +70,17 @@ def seed_value(text: str) -> int:
     return value
 
 
-def add_training_flags(parser: argparse.ArgumentParser, models: Sequence[str], optimizers: Sequence[str]) -> None:
-    """The flags both training scripts take with the same meaning and defaults (Chainer's MNIST example's)."""
+def add_training_flags(
+    parser: argparse.ArgumentParser, models: Sequence[str], optimizers: Sequence[str], datasets: Sequence[str]
+) -> None:
+    """The flags both training scripts take with the same meaning and defaults (Chainer's MNIST example's).
+
+    Args:
+        parser: the parser to add them to.
+        models: the ``--model`` choices.
+        optimizers: the ``--optimizer`` choices.
+        datasets: the ``--dataset`` choices.
+    """
     parser.add_argument("--model", "-m", choices=tuple(models), default="lenet", help="predictor (default: lenet)")
     parser.add_argument("--batchsize", "-b", type=positive_int, default=128, help="minibatch size (default: 128)")
     parser.add_argument("--epoch", "-e", type=positive_int, default=10, help="epochs to train (default: 10)")
@@ -84,10 +95,23 @@ def add_training_flags(parser: argparse.ArgumentParser, models: Sequence[str], o
     parser.add_argument(
         "--normalize",
         action="store_true",
-        help="normalise pixels by MNIST's mean and standard deviation (default: scale them to [0, 1])",
+        help="normalise pixels by the dataset's mean and standard deviation (default: scale them to [0, 1])",
+    )
+    parser.add_argument(
+        "--dataset",
+        choices=tuple(datasets),
+        default="mnist",
+        help="image set to train on (default: mnist); its files in torchvision's layout, e.g. FashionMNIST/raw/",
     )
     parser.add_argument(
         "--data-dir",
-        default=os.environ.get("MNIST_DATA_DIR", "data"),
-        help="folder holding MNIST/raw/ (default: $MNIST_DATA_DIR or data/)",
+        default=os.environ.get("DATA_DIR") or os.environ.get("MNIST_DATA_DIR") or "data",
+        help="folder holding the dataset's folder, e.g. MNIST/raw/ (default: $DATA_DIR, $MNIST_DATA_DIR or data/)",
+    )
+    parser.add_argument(
+        "--validation",
+        choices=VALIDATIONS,
+        default="split",
+        help="split: validate on a seeded 20%% of the training set (default); test: train on all of it and "
+        "validate on the test set, as Chainer's MNIST example does (the final test then scores that same set)",
     )

@@ -8,6 +8,7 @@ Chainer-style extensions see the names a Chainer user knows.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_lightning.models import build_predictor
+from mnist_lightning.models import MNIST_CLASSES, MNIST_INPUT_SHAPE, as_input_shape, build_predictor
 
 
 class ChainerAdam(torch.optim.Adam):
@@ -59,10 +60,20 @@ def make_optimizer(name: str, params: Any, lr: float | None = None) -> torch.opt
 
 
 class Classifier(L.LightningModule):
-    """Softmax cross-entropy classifier around ``predictor`` (a module, or ``'lenet'``/``'mlp'`` by name).
+    """Softmax cross-entropy classifier around ``predictor`` (a module, or a name in ``models.MODELS``).
 
-    A predictor given by name is rebuilt from the checkpoint's hyper-parameters alone; a predictor
-    given as a module must be passed again: ``Classifier.load_from_checkpoint(path, predictor=net)``.
+    A predictor given by name is rebuilt from the checkpoint's hyper-parameters alone (name, ``n_units``,
+    ``input_shape``, ``n_classes``); a checkpoint whose hyper-parameters lack the last two was made for MNIST and
+    loads with its (1, 28, 28) and 10. A predictor given as a module must be passed again:
+    ``Classifier.load_from_checkpoint(path, predictor=net)``.
+
+    Args:
+        predictor: the predictor module, or the registry name of one to build.
+        n_units: the hidden width of a predictor built by name (for models that take one).
+        optimizer: a key of :data:`OPTIMIZERS`.
+        lr: the learning rate, or None for Chainer's default of the optimizer.
+        input_shape: (C, H, W) of one example, for a predictor built by name.
+        n_classes: the number of classes, for a predictor built by name.
     """
 
     def __init__(
@@ -71,20 +82,25 @@ class Classifier(L.LightningModule):
         n_units: int = 100,
         optimizer: str = "adam",
         lr: float | None = None,
+        input_shape: Sequence[int] = MNIST_INPUT_SHAPE,
+        n_classes: int = MNIST_CLASSES,
     ) -> None:
         super().__init__()
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}: choose one of {', '.join(OPTIMIZERS)}.")
+        # A list of ints, so the hyper-parameters stay plain types (weights-only checkpoints, hparams.yaml).
+        input_shape = list(as_input_shape(input_shape))
+        n_classes = int(n_classes)
         if isinstance(predictor, str):
             self.save_hyperparameters()
-            predictor = build_predictor(predictor, n_units)
+            predictor = build_predictor(predictor, n_units, input_shape=input_shape, n_classes=n_classes)
         elif isinstance(predictor, nn.Module):
             self.save_hyperparameters(ignore=["predictor"])
             self.hparams["predictor"] = None
         else:
             raise TypeError(
-                "Classifier needs a predictor: a name ('lenet', 'mlp') or an nn.Module; to load a checkpoint "
-                "of a custom predictor use Classifier.load_from_checkpoint(path, predictor=YourNet())."
+                "Classifier needs a predictor: a model name (such as 'lenet' or 'mlp') or an nn.Module; to load a "
+                "checkpoint of a custom predictor use Classifier.load_from_checkpoint(path, predictor=YourNet())."
             )
         self.predictor = predictor
 

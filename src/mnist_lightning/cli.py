@@ -34,11 +34,12 @@ from mnist_lightning.checks import (
     limit,
     parse_devices,
 )
-from mnist_lightning.classifier import OPTIMIZERS
-from mnist_lightning.data import PIPELINES, MNISTDataModule
+from mnist_lightning.classifier import OPTIMIZERS, Classifier
+from mnist_lightning.data import PIPELINES, ImageDataModule
+from mnist_lightning.datasets import DATASETS
 from mnist_lightning.distributed import DEFAULT_DDP_TIMEOUT, apply_ddp_timeout, distributed_error_message
+from mnist_lightning.idx import DataError
 from mnist_lightning.interrupts import InterruptWatch, RunInterrupted, interrupted_message
-from mnist_lightning.mnist import MNISTDataError
 from mnist_lightning.models import MODELS
 from mnist_lightning.resume import ResumeError, check_flags, read_snapshot
 from mnist_lightning.run_folder import FolderInUseError, remove_if_unused
@@ -52,9 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``scripts/train.py``."""
     p = OneLineParser(
         prog="train.py",
-        description="Train LeNet or an MLP on MNIST with Lightning and Chainer-style extensions.",
+        description="Train a model (LeNet, an MLP, ...) on MNIST, Fashion-MNIST or KMNIST with Lightning and "
+        "Chainer-style extensions.",
     )
-    add_training_flags(p, MODELS, OPTIMIZERS)
+    add_training_flags(p, MODELS, OPTIMIZERS, DATASETS)
     p.add_argument("--out", "-o", default=None, help="output folder (default: lightning_logs/version_N)")
     p.add_argument("--resume", "-r", default=None, metavar="PATH", help="resume from this snapshot")
     p.add_argument("--num-workers", type=non_negative_int, default=0, help="loader workers (torchvision pipeline)")
@@ -166,14 +168,16 @@ def build(args: argparse.Namespace, extra_callbacks: Sequence[Callback] = ()) ->
         check_flags(snapshot, args)
 
     L.seed_everything(args.seed, workers=True, verbose=False)
-    datamodule = MNISTDataModule(
+    datamodule = ImageDataModule(
         args.data_dir,
+        dataset=args.dataset,
         batch_size=args.batchsize,
         seed=args.seed,
         num_workers=args.num_workers,
         pipeline=args.data_pipeline,
         data_on_device=args.data_on_device,
         normalize=args.normalize,
+        validation=args.validation,
     )
     # Fail before any folder is made when the data is absent and cannot be downloaded.
     datamodule.prepare_data()
@@ -182,7 +186,7 @@ def build(args: argparse.Namespace, extra_callbacks: Sequence[Callback] = ()) ->
     if snapshot is not None:
         callbacks += resume_callbacks(snapshot, args, model, "--resume")
     if args.init_from is not None:
-        load_npz(model.predictor, args.init_from, args.model, args.unit)
+        load_npz(model.predictor, args.init_from, args.model, args.unit, **_data_shape(model))
 
     version, lock, created = (None, None, []) if args.fast_dev_run else claim_folders(args)
     try:
@@ -195,7 +199,7 @@ def build(args: argparse.Namespace, extra_callbacks: Sequence[Callback] = ()) ->
         run = Run(trainer, model, datamodule, args.out or trainer.log_dir or "result", args.resume, lock, created)
         if args.export_init is not None and trainer.is_global_zero:
             try:
-                save_npz(model.predictor, args.export_init, args.model, args.unit)
+                save_npz(model.predictor, args.export_init, args.model, args.unit, **_data_shape(model))
             except E.WriteError as error:
                 raise UsageError(f"{error}; no snapshot was written yet.") from error
         if args.autoload:
@@ -208,6 +212,11 @@ def build(args: argparse.Namespace, extra_callbacks: Sequence[Callback] = ()) ->
         remove_if_unused(created)
         raise
     return run
+
+
+def _data_shape(model: Classifier) -> dict[str, Any]:
+    """The input shape and class count the model was built for, as the weights file records them."""
+    return {"input_shape": model.hparams.input_shape, "n_classes": model.hparams.n_classes}
 
 
 def _autoload(run: Run, args: argparse.Namespace) -> None:
@@ -277,7 +286,7 @@ def run(args: argparse.Namespace, watch: InterruptWatch, argv: list[str]) -> int
     return 0
 
 
-ERRORS = (UsageError, MNISTDataError, WeightsError, E.NonNumberError, ResumeError, FolderInUseError, E.SnapshotError)
+ERRORS = (UsageError, DataError, WeightsError, E.NonNumberError, ResumeError, FolderInUseError, E.SnapshotError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -94,7 +94,7 @@ def check_weights(snapshot: Snapshot, model: nn.Module, flag: str = "--resume") 
 
 
 def check_flags(snapshot: Snapshot, args: argparse.Namespace, flag: str = "--resume") -> None:
-    """Refuse flags that would change what the snapshot's training means (model, optimizer, split, batch, inputs)."""
+    """Refuse flags that would change what the snapshot's training means (model, optimizer, data, split, batch)."""
     where = f"{flag} {snapshot.path}"
     hparams, data = snapshot.hparams, snapshot.data_hparams
     model = hparams.get("predictor")
@@ -118,6 +118,19 @@ def check_flags(snapshot: Snapshot, args: argparse.Namespace, flag: str = "--res
         raise ResumeError(
             f"{where} was trained with -b {data['batch_size']}, and another batch size changes what an iteration "
             f"and an epoch are: resume with -b {data['batch_size']}."
+        )
+    # Hyper-parameters without these keys mean the defaults: MNIST, validated on the seeded split.
+    dataset = data.get("dataset", "mnist")
+    if dataset != args.dataset:
+        raise ResumeError(
+            f"{where} was trained on --dataset {dataset}, and its weights mean nothing for {args.dataset}: "
+            f"resume with --dataset {dataset}."
+        )
+    validation = data.get("validation", "split")
+    if validation != args.validation:
+        raise ResumeError(
+            f"{where} was trained with --validation {validation}, and another choice changes which images train "
+            f"and which validate: resume with --validation {validation}."
         )
     normalized = bool(data.get("normalize", False))
     if normalized != args.normalize:

@@ -14,7 +14,8 @@ from lightning.pytorch.callbacks import Callback
 from lightning_chainer import extensions as E
 from mnist_lightning.checks import UsageError, is_out_of_memory, logger_version
 from mnist_lightning.classifier import Classifier
-from mnist_lightning.data import MNISTDataModule
+from mnist_lightning.data import ImageDataModule
+from mnist_lightning.datasets import get_dataset
 from mnist_lightning.resume import SetLearningRate, Snapshot, check_flags, check_weights
 from mnist_lightning.run_folder import (
     VERSION_ENV,
@@ -31,7 +32,7 @@ class Run:
 
     trainer: L.Trainer
     model: Classifier
-    datamodule: MNISTDataModule
+    datamodule: ImageDataModule
     out: str
     ckpt_path: str | None = None
     lock: RunLock | None = None
@@ -55,8 +56,17 @@ class Run:
 
 
 def build_model(args: argparse.Namespace) -> Classifier:
+    """The Classifier the flags describe, built for the examples and classes of ``--dataset``."""
+    info = get_dataset(args.dataset)
     try:
-        return Classifier(args.model, n_units=args.unit, optimizer=args.optimizer, lr=args.lr)
+        return Classifier(
+            args.model,
+            n_units=args.unit,
+            optimizer=args.optimizer,
+            lr=args.lr,
+            input_shape=info.shape,
+            n_classes=info.classes,
+        )
     except (RuntimeError, MemoryError) as error:
         if isinstance(error, MemoryError) or is_out_of_memory(error):
             size = f" with {args.unit} units" if args.model == "mlp" else ""

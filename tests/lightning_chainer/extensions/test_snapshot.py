@@ -8,33 +8,21 @@ from pathlib import Path
 
 import pytest
 import torch
-from ext_helpers import FixedModule, make_trainer, train_loader, val_loader
+from helpers import FixedModule, callbacks, make_trainer, touch, train_loader, val_loader
+from lightning.pytorch.strategies import SingleDeviceStrategy
 
 from lightning_chainer.extensions import (
-    EarlyStoppingTrigger,
-    ExponentialShift,
-    LogReport,
-    PrintReport,
     apply_autoload,
     find_latest_snapshot,
     list_snapshots,
     load_snapshot_object,
-    observe_lr,
     snapshot,
     snapshot_object,
 )
 
 
-def callbacks(out: Path, **snap) -> list:
-    return [
-        observe_lr(),
-        ExponentialShift("lr", 0.5, trigger=(1, "epoch")),
-        LogReport(out=str(out)),
-        snapshot(out=str(out), **snap),
-    ]
-
-
 def strip(log: list[dict]) -> list[dict]:
+    """The log entries without their ``elapsed_time``."""
     return [{k: v for k, v in e.items() if k != "elapsed_time"} for e in log]
 
 
@@ -71,6 +59,12 @@ def test_snapshot_is_a_weights_only_readable_checkpoint_with_every_state(tmp_pat
     assert state["trigger"] == {"previous_iteration": 8, "previous_epoch_detail": 1.0}
 
 
+def test_n_retains_keeps_the_highest_iterations(tmp_path: Path) -> None:
+    touch(tmp_path / "snapshot_iter_4", 4e9)  # an older snapshot with the newest mtime
+    make_trainer([snapshot(out=str(tmp_path), n_retains=2)], max_epochs=2).fit(FixedModule(), train_loader())
+    assert sorted(os.listdir(tmp_path)) == ["snapshot_iter_16", "snapshot_iter_8"]
+
+
 def test_n_retains_prunes_after_save_and_autoload_finds_newest_complete(tmp_path: Path) -> None:
     make_trainer(callbacks(tmp_path, n_retains=2), max_epochs=3).fit(FixedModule(), train_loader(), val_loader())
     assert sorted(p for p in os.listdir(tmp_path) if p.startswith("snapshot")) == [
@@ -86,24 +80,6 @@ def test_n_retains_prunes_after_save_and_autoload_finds_newest_complete(tmp_path
     assert apply_autoload(trainer) == str(tmp_path / "snapshot_iter_24")
     trainer.fit(FixedModule(), train_loader(), val_loader())
     assert [e["epoch"] for e in resumed[2].log] == [1, 2, 3, 4]
-
-
-def test_test_after_an_autoloaded_fit_scores_the_trained_weights(tmp_path: Path) -> None:
-    make_trainer(callbacks(tmp_path), max_epochs=1).fit(FixedModule(), train_loader(), val_loader())
-    trainer = make_trainer(callbacks(tmp_path, autoload=True), max_epochs=3)
-    assert apply_autoload(trainer) == str(tmp_path / "snapshot_iter_8")
-    model = FixedModule()
-    trainer.fit(model, train_loader(), val_loader())
-    trained = {k: v.clone() for k, v in model.state_dict().items()}
-    trainer.validate(model, val_loader(), verbose=False)
-    assert trainer.ckpt_path is None
-    assert all(torch.equal(trained[k], v) for k, v in model.state_dict().items())
-
-
-def test_autoload_refuses_to_start_over_silently(tmp_path: Path) -> None:
-    make_trainer(callbacks(tmp_path), max_epochs=1).fit(FixedModule(), train_loader(), val_loader())
-    with pytest.raises(RuntimeError, match="autoload"):
-        make_trainer(callbacks(tmp_path, autoload=True), max_epochs=2).fit(FixedModule(), train_loader())
 
 
 def test_snapshot_object_saves_state_dict_loadable_into_fresh_module(tmp_path: Path) -> None:
@@ -128,46 +104,18 @@ def test_snapshot_on_error_saves_when_training_fails(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == ["snapshot_iter_3"]
 
 
-def test_early_stopping_state_survives_resume(tmp_path: Path) -> None:
-    class Plateau(FixedModule):
-        def validation_step(self, batch, batch_idx):
-            self.log("validation/main/loss", torch.tensor(1.0), batch_size=batch[0].shape[0])
+class OwnSaveStrategy(SingleDeviceStrategy):
+    """Stands in for DeepSpeed or FSDP, whose ``save_checkpoint`` is their own."""
 
-    def cbs(out: Path) -> list:
-        return [
-            EarlyStoppingTrigger(monitor="validation/main/loss", patience=3),
-            LogReport(out=str(out)),
-            snapshot(out=str(out)),
-        ]
-
-    first = cbs(tmp_path / "a")
-    make_trainer(first, max_epochs=3).fit(Plateau(), train_loader(), val_loader())
-    assert first[0].count == 2  # epoch 1 sets best, epochs 2 and 3 do not improve
-    resumed = cbs(tmp_path / "b")
-    trainer = make_trainer(resumed, max_epochs=10)
-    trainer.fit(Plateau(), train_loader(), val_loader(), ckpt_path=str(tmp_path / "a" / "snapshot_iter_24"))
-    assert resumed[0].count == 3
-    assert [e["epoch"] for e in resumed[1].log] == [1, 2, 3, 4]  # stopped after one more epoch, not three
+    def save_checkpoint(self, checkpoint, filepath, storage_options=None) -> None:
+        super().save_checkpoint(checkpoint, filepath, storage_options)
 
 
-def test_print_report_after_resume_reprints_header_and_rows_as_chainer(tmp_path: Path) -> None:
-    make_trainer(callbacks(tmp_path), max_epochs=1).fit(FixedModule(), train_loader(), val_loader())
-    out = io.StringIO()
-    cbs = [*callbacks(tmp_path / "r"), PrintReport(["epoch", "iteration"], out=out)]
-    make_trainer(cbs, max_epochs=2).fit(
-        FixedModule(), train_loader(), val_loader(), ckpt_path=str(tmp_path / "snapshot_iter_8")
-    )
-    assert out.getvalue() == (
-        "epoch       iteration \n\x1b[J1           8           \n\x1b[J2           16          \n"
-    )
-
-
-def test_autoload_accepts_an_explicit_ckpt_path(tmp_path: Path) -> None:
-    make_trainer(callbacks(tmp_path), max_epochs=1).fit(FixedModule(), train_loader(), val_loader())
-    resumed = callbacks(tmp_path, autoload=True)
-    latest = find_latest_snapshot(str(tmp_path))
-    make_trainer(resumed, max_epochs=2).fit(FixedModule(), train_loader(), val_loader(), ckpt_path=latest)
-    assert [e["epoch"] for e in resumed[2].log] == [1, 2]
+def test_a_strategy_with_its_own_save_still_writes_under_a_temp_name_in_out(tmp_path: Path) -> None:
+    trainer = make_trainer([snapshot(out=str(tmp_path))], max_epochs=1, strategy=OwnSaveStrategy(torch.device("cpu")))
+    trainer.fit(FixedModule(), train_loader())
+    assert os.listdir(tmp_path) == ["snapshot_iter_8"]
+    assert "state_dict" in torch.load(tmp_path / "snapshot_iter_8", weights_only=True)
 
 
 def test_snapshot_carries_rng_states_that_resume_continues_from() -> None:

@@ -1,7 +1,19 @@
-"""Tiny Lightning and Chainer set-ups that produce the same known observations, for the extension tests."""
+"""What the library's tests share: tiny Lightning and Chainer set-ups with the same known observations, the
+extensions of a resumable run, and real full disks and read-only folders.
+
+The test files import it by name (``from helpers import ...``): pytest puts ``tests/lightning_chainer`` on
+``sys.path`` for the test files in it, and for those of its ``extensions`` and ``triggers`` packages.
+"""
 
 from __future__ import annotations
 
+import errno
+import os
+import subprocess
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import lightning as L
@@ -9,6 +21,9 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import ProgressBar
 from torch.utils.data import DataLoader, TensorDataset
+
+from lightning_chainer import Step
+from lightning_chainer.extensions import ExponentialShift, LogReport, observe_lr, snapshot
 
 N_TRAIN = 32
 BATCH = 4
@@ -63,10 +78,12 @@ class FixedModule(L.LightningModule):
 
 
 def train_loader() -> DataLoader:
+    """``N_TRAIN`` points in ``BATCH``-sized batches, unshuffled: ``ITERS_PER_EPOCH`` iterations an epoch."""
     return DataLoader(TensorDataset(torch.linspace(-1, 1, N_TRAIN).unsqueeze(1)), batch_size=BATCH)
 
 
 def val_loader(n: int = BATCH) -> DataLoader:
+    """``n`` points in batches of ``BATCH`` (the last one smaller when ``n`` is not a multiple)."""
     return DataLoader(TensorDataset(torch.linspace(-1, 1, n).unsqueeze(1)), batch_size=BATCH)
 
 
@@ -172,3 +189,69 @@ def chainer_validation(kind: str = "fixed", n: int = BATCH) -> Any:
         return E.Evaluator(it, model, eval_func=eval_func)
 
     return factory
+
+
+def callbacks(out: Path, **snap: Any) -> list:
+    """A resumable run's extensions writing into ``out``: observe_lr, an ExponentialShift, LogReport, snapshot."""
+    return [
+        observe_lr(),
+        ExponentialShift("lr", 0.5, trigger=(1, "epoch")),
+        LogReport(out=str(out)),
+        snapshot(out=str(out), **snap),
+    ]
+
+
+def touch(path: Path, mtime: float, data: bytes = b"x") -> None:
+    """Write ``data`` to ``path`` and set its modification (and access) time to ``mtime``."""
+    path.write_bytes(data)
+    os.utime(path, (mtime, mtime))
+
+
+@contextmanager
+def tmpfs(folder: Path, size: str) -> Iterator[Path]:
+    """A fresh tmpfs of ``size`` (``mount -o size=``) mounted on ``folder`` for the block; needs root."""
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+@contextmanager
+def immutable(folder: Path) -> Iterator[Path]:
+    """No file can be made, renamed or removed in ``folder``, even by root (``chattr +i``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["chattr", "+i", str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def fill(folder: Path) -> None:
+    """Take every free byte of the tmpfs at ``folder``."""
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as error:
+        assert error.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+
+
+def step_at(iteration: int, iters_per_epoch: int) -> Step:
+    """Iteration ``iteration`` (1-based) of a run of ``iters_per_epoch`` iterations an epoch, as a trigger sees it."""
+    return Step(None, None, iteration, iteration // iters_per_epoch, iteration / iters_per_epoch)
+
+
+def chainer_trainers(iterations: Iterable[int], iters_per_epoch: int) -> Iterator[tuple[int, Any]]:
+    """``(iteration, trainer)`` for each of ``iterations``: a stand-in for Chainer's trainer, with what its triggers
+    read from the updater (``iteration``, ``epoch_detail``, ``previous_epoch_detail``) at that iteration."""
+    updater = SimpleNamespace(iteration=0, epoch_detail=0.0, previous_epoch_detail=0.0)
+    trainer = SimpleNamespace(updater=updater)
+    for i in iterations:
+        updater.previous_epoch_detail = updater.epoch_detail
+        updater.iteration, updater.epoch_detail = i, i / iters_per_epoch
+        yield i, trainer

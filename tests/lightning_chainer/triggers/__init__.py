@@ -1,0 +1,1 @@
+"""Tests of ``lightning_chainer.triggers``, one file per module (a package, so the names stay unique)."""
