@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tmpfs
 from test_cli import TRAIN, assert_one_sentence, train
 
 QUIET = ["--no-progress", "--noplot", "--limit-train-batches", "1", "--limit-val-batches", "1"]
@@ -29,17 +30,6 @@ FAILED = re.compile(
     r"error: could not write (?P<path>.+?): (?P<reason>[^;]+); "
     r"(?:the last good snapshot (?P<kept>.+) is kept|no snapshot was written yet)\."
 )
-
-
-@contextmanager
-def tmpfs(folder: Path, size: str) -> Iterator[Path]:
-    """A tmpfs of ``size`` mounted on ``folder`` for the block's duration."""
-    folder.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
 
 
 def run_with(args: list[str], cwd: Path, preexec_fn: Callable[[], None] | None = None, **env: str):

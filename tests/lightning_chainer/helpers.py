@@ -208,17 +208,6 @@ def touch(path: Path, mtime: float, data: bytes = b"x") -> None:
 
 
 @contextmanager
-def tmpfs(folder: Path, size: str) -> Iterator[Path]:
-    """A fresh tmpfs of ``size`` (``mount -o size=``) mounted on ``folder`` for the block; needs root."""
-    folder.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
-
-
-@contextmanager
 def immutable(folder: Path) -> Iterator[Path]:
     """No file can be made, renamed or removed in ``folder``, even by root (``chattr +i``)."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,8 @@ import pickle
 from pathlib import Path
 
 import pytest
-from helpers import FixedModule, fill, immutable, make_trainer, tmpfs, train_loader
+from conftest import tmpfs
+from helpers import FixedModule, fill, immutable, make_trainer, train_loader
 
 from lightning_chainer.extensions import (
     LogReport,

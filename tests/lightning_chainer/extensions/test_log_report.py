@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import FixedModule, make_trainer, tmpfs, train_loader
+from conftest import tmpfs
+from helpers import FixedModule, make_trainer, train_loader
 
 from lightning_chainer import Extension
 from lightning_chainer.extensions import LogReport, WriteError
