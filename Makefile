@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make train   creates .venv when absent, installs the package, trains LeNet (ARGS="..." adds flags)
-#   make test    creates .venv when absent, installs the dev and chainer extras, runs ruff and pytest
+#   make test    creates .venv when absent, installs the dev, chainer and export extras, runs ruff and pytest
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q --no-build-isolation -e ".[dev,chainer]"
+	$(BIN)/python -m pip install -q --no-build-isolation -e ".[dev,chainer,export]"
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed
@@ -32,11 +32,12 @@ train: install
 	$(BIN)/python scripts/train.py --data-dir $(DATA_DIR) $(ARGS)
 
 lint: install-dev
-	$(BIN)/ruff check src tests scripts
-	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/ruff check src tests scripts examples notebooks
+	$(BIN)/ruff format --check src tests scripts examples notebooks
 
+# The tests spend most of their time starting Python processes, so they run on a worker per core (at most 4).
 test: lint
-	$(TEST_ENV) $(BIN)/python -m pytest $(ARGS)
+	$(TEST_ENV) $(BIN)/python -m pytest -n auto --maxprocesses 4 $(ARGS)
 
 benchmark: install-dev
 	$(BIN)/python scripts/benchmark.py --data-dir $(DATA_DIR) $(ARGS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -31,7 +32,10 @@ def test_tiny_run_prints_table_and_writes_json(mnist_dir: Path, tmp_path: Path) 
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("Machine: ")
-    assert "| contender | s/epoch (median) | ×floor | ×hand_loop | peak RSS MB | val accuracy |" in run.stdout
+    assert "| contender | s/epoch (median) | ms/step | ×floor | ×hand_loop | peak RSS MB | val accuracy |" in run.stdout
+    assert "Per-step overhead (ms per training step, 2 steps/epoch, median of paired epochs):" in run.stdout
+    for pair in ("template − floor", "no_extensions − floor", "template − no_extensions"):
+        assert f"- {pair}: " in run.stdout and f"- {pair}: n/a" not in run.stdout
     for name in names:
         assert f"| {name} | " in run.stdout
     assert "| plain_lightning | " not in run.stdout
@@ -47,6 +51,11 @@ def test_tiny_run_prints_table_and_writes_json(mnist_dir: Path, tmp_path: Path) 
             assert isinstance(result[key], float) and result[key] > 0, (name, key, result[key])
         assert result["val_accuracy"] <= 1.0
         assert len(result["epoch_seconds"]) == 1
+        assert result["ms_per_step"] == result["s_per_epoch"] / 2 * 1000
+    assert report["steps_per_epoch"] == 2
+    overhead = report["overhead_ms_per_step"]
+    assert set(overhead) == {"template_minus_floor", "no_extensions_minus_floor", "template_minus_no_extensions"}
+    assert all(isinstance(value, float) for value in overhead.values())
 
 
 def test_bad_flag_is_one_sentence_and_nonzero() -> None:
@@ -98,3 +107,25 @@ def test_paired_ratio_is_the_median_of_epoch_by_epoch_ratios() -> None:
     slow = bench.Outcome(rounds=[[1.5, 3.0, 6.0], [1.5, 1.5, 9.0]])
     assert bench.paired_ratio(slow, fast) == 1.5
     assert slow.s_per_epoch / fast.s_per_epoch == 2.25
+
+
+def test_overhead_per_step_is_the_median_paired_difference_over_the_steps() -> None:
+    """Per-step overheads come from paired epochs; a pair with a contender not measured is left out."""
+    bench = load_script("benchmark")
+    template = bench.Outcome(rounds=[[1.2, 1.3, 9.0]])
+    floor = bench.Outcome(rounds=[[1.0, 1.0, 1.0]])
+    missing = bench.Outcome(problem="not installed")
+    outcomes = {"template": template, "floor": floor, "no_extensions": missing}
+    figures = bench.overhead_ms_per_step(outcomes, steps=100)
+    assert set(figures) == {"template_minus_floor"}
+    assert abs(figures["template_minus_floor"] - 3.0) < 1e-9  # median difference 0.3 s over 100 steps
+    lines = bench.overhead_lines(outcomes, 100)
+    assert lines[1] == "- template − floor: 3.000 ms" and lines[2] == "- no_extensions − floor: n/a"
+
+
+def test_steps_per_epoch_follow_the_split_and_the_batch_limit(tiny_mnist: Path) -> None:
+    """The training steps of an epoch: the training split in batches of 128, or the batch limit."""
+    bench = load_script("benchmark")
+    settings = bench.Settings(model="lenet", epochs=1, device="cpu", threads=1, data_dir=str(tiny_mnist))
+    assert bench.train_steps_per_epoch(settings) == 2  # 160 of the 200 images: one batch of 128, one of 32
+    assert bench.train_steps_per_epoch(dataclasses.replace(settings, limit_batches=1)) == 1

@@ -127,3 +127,16 @@ def test_validation_on_the_test_set_trains_on_all_60000_images(mnist_dir: Path) 
 def test_unknown_validation() -> None:
     with pytest.raises(ValueError, match="unknown validation 'train': choose one of split, test"):
         ImageDataModule("data", validation="train")
+
+
+@pytest.mark.parametrize("pipeline", ["tensor", "torchvision"])
+def test_predict_dataloader_serves_the_test_split_in_order_with_its_labels(pipeline: str, tiny_mnist: Path) -> None:
+    dm = ImageDataModule(tiny_mnist, test_batch_size=16, pipeline=pipeline, normalize=True)
+    dm.setup("predict")
+    batches = list(dm.predict_dataloader())
+    assert [len(y) for _, y in batches] == [16, 16, 16, 2]
+    images, labels = MNIST_FILES.load_split(tiny_mnist, train=False)
+    x, y = torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches])
+    assert torch.equal(y, torch.from_numpy(labels))
+    expected = (torch.from_numpy(images).float().unsqueeze(1) / 255 - PIXEL_MEAN) / PIXEL_STD
+    assert torch.allclose(x, expected, atol=1e-6)

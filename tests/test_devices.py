@@ -183,7 +183,7 @@ def test_every_tensor_the_extensions_hold_is_on_the_modules_device(tiny_mnist: P
         E.observe_lr(trigger=(1, "iteration")),
         E.ExponentialShift("lr", 0.99),
         every_iteration(E.FailOnNonNumber()),  # as Chainer: a reduction each step, not only at each epoch's end
-        E.LogReport(trigger=(1000, "iteration"), filename=None),  # never reports: its sums are still held at the end
+        E.LogReport(trigger=(1000, "iteration"), log_name=None),  # never reports: its sums are still held at the end
         E.EarlyStoppingTrigger(monitor="validation/main/loss", patience=100, max_trigger=(100, "epoch")),
     ]
     out = tmp_path / "out"

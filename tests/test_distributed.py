@@ -156,7 +156,7 @@ def test_rank_1_lost_mid_training_ends_rank_0_in_one_sentence_and_leaves_no_proc
         stop(rank0)
     assert_one_sentence(result, pattern)
     json.loads((out / "log").read_text())  # what was written is complete
-    assert {p.name for p in out.iterdir()} <= {"log", *(p.name for p in out.glob("snapshot_iter_*"))}
+    assert {p.name for p in out.iterdir()} <= {"log", "model_best", *(p.name for p in out.glob("snapshot_iter_*"))}
 
 
 def test_child_watch_ends_a_stuck_rank_0_with_one_sentence(tmp_path: Path) -> None:

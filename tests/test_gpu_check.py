@@ -19,9 +19,15 @@ STATUSES = {"ok", "failed", "skipped", "not run"}
 
 
 def test_quick_run_records_every_step_and_a_failed_one(mnist_dir: Path, tmp_path: Path) -> None:
-    """End to end with --quick; train_mlp is given a bad flag: it fails with its stderr, the later steps run."""
+    """End to end with --quick; train_mlp is given a bad flag: it fails with its stderr, the later steps run.
+
+    compile and ddp are left out with --only: each costs a minute on this CPU, and test_compile and test_reliability
+    run them.
+    """
     out = tmp_path / "check.json"
-    argv = [str(SCRIPT), "--quick", "--data-dir", str(mnist_dir), "--json", str(out), "--inject-failure", "train_mlp"]
+    only = ["train_lenet", "train_mlp", "host_syncs", "benchmark", "bf16"]
+    argv = [str(SCRIPT), "--quick", "--only", ",".join(only), "--data-dir", str(mnist_dir), "--json", str(out)]
+    argv += ["--inject-failure", "train_mlp"]
     run = subprocess.run([sys.executable, *argv], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert run.returncode == 1, run.stdout + run.stderr
     first = run.stdout.splitlines()[0]
@@ -32,7 +38,7 @@ def test_quick_run_records_every_step_and_a_failed_one(mnist_dir: Path, tmp_path
 
     report = json.loads(out.read_text())
     steps = {step["id"]: step for step in report["steps"]}
-    assert [step["id"] for step in report["steps"]] == list(gpu_check.STEPS)
+    assert [step["id"] for step in report["steps"]] == only
     for step in report["steps"]:
         assert step["status"] in STATUSES, step
         assert f"(`{step['id']}`) | {step['status']} |" in run.stdout, step["id"]
@@ -45,9 +51,6 @@ def test_quick_run_records_every_step_and_a_failed_one(mnist_dir: Path, tmp_path
 
     for name in ("train_lenet", "host_syncs", "benchmark", "bf16"):
         assert steps[name]["status"] == "ok", steps[name]
-    one_gpu = torch.cuda.is_available() and torch.cuda.device_count() < 2  # DDP over GPUs needs two
-    assert steps["ddp"]["status"] == ("skipped" if one_gpu else "ok"), steps["ddp"]
-    assert steps["compile"]["status"] == ("ok" if gpu_check.train_has_compile() else "skipped")
     lenet = steps["train_lenet"]["figures"]
     assert len(lenet["epoch_seconds"]) == 2 and all(s > 0 for s in lenet["epoch_seconds"])
     assert 0 <= lenet["validation_accuracy"] <= 1 and 0 <= lenet["test_accuracy"] <= 1
@@ -55,7 +58,6 @@ def test_quick_run_records_every_step_and_a_failed_one(mnist_dir: Path, tmp_path
     assert syncs["host_reads"]["on_ordinary_steps"] == 0 and syncs["ordinary_steps"] > 0
     bench = steps["benchmark"]["figures"]
     assert {"template", "floor"} <= set(bench["contenders"]) and isinstance(bench["overhead_ms_per_step"], float)
-    assert one_gpu or steps["ddp"]["figures"]["equal"] is True
 
 
 def test_sync_figures_tell_ordinary_steps_from_the_logger_and_report_steps() -> None:

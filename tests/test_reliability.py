@@ -61,6 +61,7 @@ def test_sigkill_mid_epoch_then_autoload_equals_an_uninterrupted_run(tmp_path: P
     assert times == sorted(times)
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
         "log",
+        "model_best",
         "snapshot_iter_25",
         "snapshot_iter_50",
         "snapshot_iter_75",

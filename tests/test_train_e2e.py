@@ -68,4 +68,4 @@ def test_resume_refuses_another_models_snapshot(tmp_path: Path, mnist_dir: Path)
     assert result.returncode == 2 and "is a snapshot of model 'mlp', not --model lenet." in result.stderr
     result = train(["--data-dir", str(mnist_dir), "--model", "mlp", "-u", "50", "-r", str(snapshot)], tmp_path)
     assert result.returncode == 2 and "MLP with 20 units, not --unit 50." in result.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["log", "snapshot_iter_30"]
+    assert sorted(p.name for p in out.iterdir()) == ["log", "model_best", "snapshot_iter_30"]

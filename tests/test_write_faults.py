@@ -205,7 +205,7 @@ def test_output_folder_made_read_only_mid_run_names_the_file(tmp_path: Path, tin
             process.send_signal(signal.SIGCONT)
             _, stderr = process.communicate(timeout=300)
         result = subprocess.CompletedProcess(args, process.returncode, "", stderr)
-        match = assert_write_failed(result, out, r"log|snapshot_iter_\d+", "Operation not permitted")
+        match = assert_write_failed(result, out, r"log|model_best|snapshot_iter_\d+", "Operation not permitted")
         snapshots = assert_intact(out)
         assert match["kept"] == str(out / max(snapshots, key=lambda name: int(name.rsplit("_", 1)[1])))
     finally:

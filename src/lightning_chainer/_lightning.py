@@ -72,3 +72,18 @@ def lightning_checkpoint(trainer: pl.Trainer) -> dict[str, Any]:
         trainer: the trainer to checkpoint.
     """
     return trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
+
+
+def preload_checkpoint(trainer: pl.Trainer, path: str) -> None:
+    """From a callback's ``setup``: the fit being set up restores everything from ``path``, as ``ckpt_path=``.
+
+    Lightning chooses the checkpoint of a fit before any callback runs and restores it only from the path given
+    to ``fit``. Once it is loaded into the connector here, Lightning's own restore steps (module, datamodule,
+    callbacks, then loops and optimizers) read it as they would a ``ckpt_path``; an explicit ``ckpt_path`` given
+    to ``fit`` loads after this one and wins.
+
+    Args:
+        trainer: the trainer whose ``fit`` is calling its callbacks' ``setup``.
+        path: a full Lightning checkpoint.
+    """
+    trainer._checkpoint_connector.resume_start(path)

@@ -1,7 +1,13 @@
-"""The extension base class: a Chainer extension as a Lightning callback, with its trigger and priority."""
+"""The extension base class, Chainer's ``make_extension``, and the wrapper that runs a function as an extension.
+
+An :class:`Extension` is a Lightning callback with Chainer's trigger and priority. Under an
+:class:`~lightning_chainer.manager.ExtensionsManager` (Chainer's ``trainer.extend``) the manager runs it; without
+one, the first Extension in ``trainer.callbacks`` runs them all.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lightning.pytorch.callbacks import Callback
@@ -28,7 +34,7 @@ class Extension(Callback):
     # callback) even when the hook does nothing; it skips an attribute that is not callable. The extensions run
     # from the leader's on_train_batch_end, so the other per-batch hooks are switched off here: 35 calls fewer a
     # step for seven extensions. A subclass that needs one of them defines it as usual (with no super() call:
-    # Callback's own is empty).
+    # Callback's own is empty); an ExtensionsManager forwards it.
     on_train_batch_start = on_before_backward = on_after_backward = None  # type: ignore[assignment]
     on_before_optimizer_step = on_before_zero_grad = None  # type: ignore[assignment]
     on_validation_batch_start = on_validation_batch_end = None  # type: ignore[assignment]
@@ -43,6 +49,11 @@ class Extension(Callback):
         self.name = name
         #: Chainer's ``trainer.extend(..., call_before_training=True)``: also run once at iteration 0.
         self.call_before_training = call_before_training
+
+    @property
+    def default_name(self) -> str:
+        """The name ``trainer.extend`` gives when none is given and ``name`` is None: the class name, as Chainer."""
+        return type(self).__name__
 
     @property
     def state_key(self) -> str:
@@ -96,29 +107,17 @@ class Extension(Callback):
             self.trigger.load_state_dict(state_dict["trigger"])
         self.load_extension_state(state_dict.get("extension", {}))
 
-    # --- Lightning hooks: the first Extension drives them all ---------------------------------------------------
+    # --- Lightning hooks: without an ExtensionsManager, the first Extension drives them all -----------------------
 
     def _driver(self, trainer: pl.Trainer) -> Driver | None:
         driver = DRIVERS.get(trainer)
         return driver if driver is not None and driver.leader is self else None
 
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        super().setup(trainer, pl_module, stage)
-        if stage == "fit":
-            driver = DRIVERS.get(trainer)
-            if driver is None or self not in driver.extensions or driver.leader is self:
-                DRIVERS[trainer] = Driver([cb for cb in trainer.callbacks if isinstance(cb, Extension)])
-
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        driver = self._driver(trainer)
-        if driver is not None:
-            for ext in driver.extensions:
-                ext.initialize(trainer, pl_module)
-            before = [ext for ext in driver.extensions if ext.call_before_training]
-            if before and trainer.global_step == 0:  # a fresh start, not a resume
-                step = Step(trainer, pl_module, iteration=0, epoch=0, epoch_detail=0.0)
-                for ext in before:
-                    ext.before_training(step)
+        found = [cb for cb in trainer.callbacks if isinstance(cb, Extension)]
+        if found and found[0] is self:
+            driver = DRIVERS[trainer] = Driver(found, leader=self)
+            driver.start(trainer, pl_module)
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -140,17 +139,128 @@ class Extension(Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         driver = self._driver(trainer)
         if driver is not None:
-            driver.flush()
-            for ext in driver.extensions:
-                ext.finalize(trainer)
+            driver.end(trainer)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         driver = self._driver(trainer)
         if driver is not None:
-            for ext in driver.extensions:
-                ext.on_error(trainer, exception)
-            for ext in driver.extensions:
-                ext.finalize(trainer)
+            driver.fail(trainer, exception)
 
     def on_error(self, trainer: pl.Trainer, exception: BaseException) -> None:
         """Called when training fails, before ``finalize`` (snapshot_on_error uses it)."""
+
+
+class CallableExtension(Extension):
+    """A Chainer extension that is not an :class:`Extension`: a function, a ``make_extension`` one, any callable.
+
+    Chainer calls it with its trainer, ``initialize(trainer)`` at the start, ``on_error(trainer, exception,
+    traceback)`` when training fails and ``finalize()`` at the end, each when the callable has it; the
+    ExtensionsManager wraps it in this so that it does the same with the manager as the trainer. A callable with
+    ``state_dict`` / ``load_state_dict`` has its state saved in snapshots.
+
+    Args:
+        function: the callable, ``function(trainer)``.
+        trainer: what the callable receives as Chainer's trainer (the ExtensionsManager).
+        trigger: when it runs, in anything :func:`~lightning_chainer.triggers.get_trigger` takes.
+        priority: its place in the iteration (``PRIORITY_WRITER``, ...).
+        call_before_training: also call it once at iteration 0 of a fresh run.
+    """
+
+    def __init__(
+        self, function: Callable[[Any], Any], trainer: Any, trigger: Any, priority: int, call_before_training: bool
+    ) -> None:
+        super().__init__(trigger, call_before_training=call_before_training)
+        self.function = function
+        self.manager = trainer
+        self.priority = priority
+
+    @property
+    def default_name(self) -> str:
+        return getattr(self.function, "__name__", type(self.function).__name__)
+
+    def __call__(self, step: Step) -> None:
+        self.function(self.manager)
+
+    def initialize(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        initializer = getattr(self.function, "initialize", None)
+        if initializer:
+            initializer(self.manager)
+
+    def on_error(self, trainer: pl.Trainer, exception: BaseException) -> None:
+        handler = getattr(self.function, "on_error", None)
+        if handler:
+            handler(self.manager, exception, exception.__traceback__)
+
+    def finalize(self, trainer: pl.Trainer) -> None:
+        finalizer = getattr(self.function, "finalize", None)
+        if finalizer:
+            finalizer()
+
+    def extension_state(self) -> dict[str, Any]:
+        state_dict = getattr(self.function, "state_dict", None)
+        return dict(state_dict()) if callable(state_dict) else {}
+
+    def load_extension_state(self, state: dict[str, Any]) -> None:
+        load_state_dict = getattr(self.function, "load_state_dict", None)
+        if state and callable(load_state_dict):
+            load_state_dict(state)
+
+
+_INVOKE_BEFORE_TRAINING = "invoke_before_training has been removed since Chainer v2.0.0. Use initializer= instead."
+
+
+def check_chainer_kwargs(kwargs: dict[str, Any], function: str) -> None:
+    """Chainer's refusal of keyword arguments it does not take (``invoke_before_training`` by its own sentence).
+
+    Args:
+        kwargs: the extra keyword arguments a call received.
+        function: the function's name, for the message.
+
+    Raises:
+        ValueError: ``invoke_before_training`` was given.
+        TypeError: any other keyword was given.
+    """
+    if "invoke_before_training" in kwargs:
+        raise ValueError(_INVOKE_BEFORE_TRAINING)
+    if kwargs:
+        names = ", ".join(repr(name) for name in sorted(kwargs))
+        raise TypeError(f"{function}() got unexpected keyword argument(s) {names}")
+
+
+def make_extension(
+    trigger: Any = None,
+    default_name: str | None = None,
+    priority: int | None = None,
+    finalizer: Callable[[], Any] | None = None,
+    initializer: Callable[[Any], Any] | None = None,
+    on_error: Callable[[Any, BaseException, Any], Any] | None = None,
+    **kwargs: Any,
+) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
+    """Chainer's decorator that makes a function ``f(trainer)`` an extension, by setting its attributes.
+
+    ``trainer.extend(f)`` on an :class:`~lightning_chainer.manager.ExtensionsManager` then runs it with the
+    manager as Chainer's ``trainer`` (``trainer.updater.iteration``, ``trainer.out``, ``trainer.observation``).
+
+    Args:
+        trigger: its default trigger; None means every iteration.
+        default_name: its default name; None means the function's ``__name__``.
+        priority: its default priority; None means ``PRIORITY_READER``.
+        finalizer: called with no argument when training ends.
+        initializer: called with the trainer when training starts.
+        on_error: called with the trainer, the exception and its traceback when training fails.
+        **kwargs: refused, as Chainer does (``invoke_before_training`` with Chainer's sentence).
+    """
+    check_chainer_kwargs(kwargs, "make_extension")
+    trigger = (1, "iteration") if trigger is None else trigger
+    priority = PRIORITY_READER if priority is None else priority
+
+    def decorator(ext: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        ext.trigger = trigger  # type: ignore[attr-defined]
+        ext.default_name = default_name or ext.__name__  # type: ignore[attr-defined]
+        ext.priority = priority  # type: ignore[attr-defined]
+        ext.finalize = finalizer  # type: ignore[attr-defined]
+        ext.on_error = on_error  # type: ignore[attr-defined]
+        ext.initialize = initializer  # type: ignore[attr-defined]
+        return ext
+
+    return decorator

@@ -16,13 +16,13 @@ import string
 import tempfile
 from typing import TYPE_CHECKING
 
+from lightning_chainer.templates import NUMBER_FIELDS, canonical_field
+
 if TYPE_CHECKING:
     import lightning.pytorch as pl
 
 TEMP_SUFFIX = ".tmp"
 
-#: The template fields that number a file, finest first: names sort by them (newest last) before the mtime.
-NUMBER_FIELDS = ("iteration", "epoch_detail", "epoch")
 _FIELD_PATTERNS = {
     "iteration": r"(\d+)",
     "epoch": r"(\d+)",
@@ -141,15 +141,18 @@ def template_regex(template: str) -> tuple[re.Pattern[str], list[str]]:
     """A pattern matching the names ``template.format(...)`` makes, and the field of each of its groups.
 
     ``{iteration}`` and ``{epoch}`` match digits, ``{epoch_detail}`` a decimal number, other fields any text.
+    Chainer's spellings (``{.updater.iteration}``, ...) are the same fields, so either spelling finds the files
+    of the other.
 
     Args:
-        template: a file name template such as ``snapshot_iter_{iteration}``.
+        template: a file name template such as ``snapshot_iter_{.updater.iteration}`` or ``..._{iteration}``.
     """
     parts: list[str] = []
     fields: list[str] = []
     for literal, field, _spec, _conversion in string.Formatter().parse(template):
         parts.append(re.escape(literal))
         if field is not None:
+            field = canonical_field(field)
             parts.append(_FIELD_PATTERNS.get(field, "(.+?)"))
             fields.append(field)
     return re.compile("".join(parts)), fields
@@ -234,12 +237,17 @@ def remove_temp_files(folder: str, template: str) -> list[str]:
 
 
 def resolve_out(trainer: pl.Trainer, out: str | None) -> str:
-    """``out``, else the logger's run folder (``trainer.log_dir``, already broadcast), else ``'result'``.
+    """``out``, else the ExtensionsManager's ``out`` (Chainer's ``trainer.out``), else the logger's run folder
+    (``trainer.log_dir``), else ``'result'``; rank 0's choice on every rank.
 
     Args:
-        trainer: the trainer whose logger names the run folder.
+        trainer: the trainer whose manager or logger names the folder.
         out: the folder an extension was given, or None.
     """
     if out is None:
-        out = trainer.log_dir if trainer.loggers else "result"
+        # Imported here: the manager's module imports the extensions, which import this one.
+        from lightning_chainer.manager import ExtensionsManager
+
+        managers = [cb.out for cb in trainer.callbacks if isinstance(cb, ExtensionsManager)]
+        out = managers[0] if managers else trainer.log_dir if trainer.loggers else "result"
     return str(trainer.strategy.broadcast(out or "result"))

@@ -30,6 +30,16 @@ class Step:
     epoch_detail: float  #: fractional epochs, ``iteration / iterations_per_epoch`` as Chainer
     observation: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def updater(self) -> Step:
+        """The step itself, so that a trigger written for Chainer reads ``trainer.updater.iteration`` off it."""
+        return self
+
+    @property
+    def is_new_epoch(self) -> bool:
+        """Whether this iteration completed an epoch (Chainer's ``updater.is_new_epoch``)."""
+        return self.iteration > 0 and self.epoch_detail == self.epoch
+
 
 class Trigger(Protocol):
     """Anything called once per iteration that answers whether its extension runs now."""

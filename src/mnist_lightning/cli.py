@@ -8,7 +8,6 @@ SIGTERM end in one sentence and status 130 / 143 (see ``interrupts.py``).
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
@@ -22,8 +21,10 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from lightning_chainer import extensions as E
+from lightning_chainer import quiet_console
 from mnist_lightning.allocator import keep_freed_memory
 from mnist_lightning.arguments import OneLineParser, add_training_flags, non_negative_int, positive_int
+from mnist_lightning.best_model import best_model
 from mnist_lightning.checks import (
     UsageError,
     check_accelerator,
@@ -35,6 +36,7 @@ from mnist_lightning.checks import (
     parse_devices,
 )
 from mnist_lightning.classifier import OPTIMIZERS, Classifier
+from mnist_lightning.compiling import check_compile
 from mnist_lightning.data import PIPELINES, ImageDataModule
 from mnist_lightning.datasets import DATASETS
 from mnist_lightning.distributed import DEFAULT_DDP_TIMEOUT, apply_ddp_timeout, distributed_error_message
@@ -43,10 +45,16 @@ from mnist_lightning.interrupts import InterruptWatch, RunInterrupted, interrupt
 from mnist_lightning.models import MODELS
 from mnist_lightning.resume import ResumeError, check_flags, read_snapshot
 from mnist_lightning.run_folder import FolderInUseError, remove_if_unused
+from mnist_lightning.tensorboard import log_hparams, tensorboard_logger, tensorboard_report
 from mnist_lightning.training_run import Run, build_model, claim_folders, resume_callbacks
 from mnist_lightning.weights import WeightsError, load_npz, save_npz
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+#: The PlotReports' key groups and files; TensorBoard's custom-scalars page draws the same charts.
+PLOTS = (
+    (["main/loss", "validation/main/loss"], "loss.png"),
+    (["main/accuracy", "validation/main/accuracy"], "accuracy.png"),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-train-batches", type=limit, default=None, help="batches (or fraction) per epoch")
     p.add_argument("--limit-val-batches", type=limit, default=None, help="validation batches (or fraction)")
     p.add_argument("--deterministic", action="store_true", help="use deterministic algorithms")
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile the predictor (files keep the eager model's keys)"
+    )
     p.add_argument("--init-from", default=None, metavar="PATH", help="initial weights from this .npz (see compare.py)")
     p.add_argument("--export-init", default=None, metavar="PATH", help="write the initial weights to this .npz")
     p.add_argument("--autoload", action="store_true", help="resume from the newest snapshot in --out, if any")
@@ -105,7 +116,7 @@ def chainer_extensions(args: argparse.Namespace) -> list[Callback]:
     files = not args.fast_dev_run
     callbacks: list[Callback] = [
         E.FailOnNonNumber(trigger=(1, "epoch")),
-        E.LogReport(out=args.out, filename="log" if files else None),
+        E.LogReport(out=args.out, log_name="log" if files else None),
         E.PrintReport(
             ["epoch", "main/loss", "validation/main/loss", "main/accuracy", "validation/main/accuracy", "elapsed_time"]
         ),
@@ -114,12 +125,10 @@ def chainer_extensions(args: argparse.Namespace) -> list[Callback]:
         callbacks.append(E.ProgressBar())
     if files:
         callbacks.append(E.snapshot(trigger=(1, "epoch"), autoload=args.autoload, out=args.out))
+        callbacks.append(tensorboard_report(PLOTS))
     if files and not args.noplot:
         # A plot costs ~30 ms: redraw at most every 10 s (and at the end), not after every short epoch.
-        for keys, filename in (
-            (["main/loss", "validation/main/loss"], "loss.png"),
-            (["main/accuracy", "validation/main/accuracy"], "accuracy.png"),
-        ):
+        for keys, filename in PLOTS:
             callbacks.append(E.PlotReport(keys, x_key="epoch", filename=filename, out=args.out, redraw_interval=10.0))
     return callbacks
 
@@ -161,6 +170,8 @@ def build(args: argparse.Namespace, extra_callbacks: Sequence[Callback] = ()) ->
         check_out(args.out)
     if args.export_init is not None:
         check_new_file(args.export_init, "--export-init")
+    if args.compile:
+        check_compile(args.accelerator)
     if args.resume is not None and args.autoload:
         raise UsageError("--resume and --autoload both choose the snapshot to start from: give one of them.")
     snapshot = read_snapshot(args.resume) if args.resume is not None else None
@@ -182,7 +193,9 @@ def build(args: argparse.Namespace, extra_callbacks: Sequence[Callback] = ()) ->
     # Fail before any folder is made when the data is absent and cannot be downloaded.
     datamodule.prepare_data()
     model = build_model(args)
-    callbacks = [*chainer_extensions(args), *extra_callbacks]
+    # Chainer's snapshot_object(model.predictor, 'model_best') under MaxValueTrigger('validation/main/accuracy').
+    best = [] if args.fast_dev_run else [best_model(model.predictor, out=args.out)]
+    callbacks = [*chainer_extensions(args), *best, *extra_callbacks]
     if snapshot is not None:
         callbacks += resume_callbacks(snapshot, args, model, "--resume")
     if args.init_from is not None:
@@ -190,7 +203,7 @@ def build(args: argparse.Namespace, extra_callbacks: Sequence[Callback] = ()) ->
 
     version, lock, created = (None, None, []) if args.fast_dev_run else claim_folders(args)
     try:
-        logger = TensorBoardLogger(".", name="lightning_logs", version=version)
+        logger = tensorboard_logger(version)
         try:
             trainer = _trainer(args, devices, logger, callbacks)
         except (ValueError, MisconfigurationException) as error:  # --strategy, --precision, --devices refused
@@ -249,6 +262,7 @@ def _fit_and_test(run: Run, args: argparse.Namespace) -> None:
         _print_settings(run, args)
     trainer.fit(run.model, datamodule=run.datamodule, ckpt_path=run.ckpt_path)
     results = trainer.test(run.model, datamodule=run.datamodule, verbose=False, ckpt_path=None)
+    log_hparams(trainer, results[0] if results else {})
     if trainer.is_global_zero and results:
         print(f"test/main/loss: {results[0]['test/main/loss']:.4f}")
         print(f"test/main/accuracy: {results[0]['test/main/accuracy']:.4f}", flush=True)
@@ -257,7 +271,10 @@ def _fit_and_test(run: Run, args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace, watch: InterruptWatch, argv: list[str]) -> int:
     """Train, validate every epoch, then test; returns the exit status (128 + signal when interrupted)."""
     # Lightning's start-up chatter (GPU available..., tips) would crowd the Chainer-style console.
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    quiet_console()
+    # The Classifier logs no step values (TensorBoard gets the log's entries), so Lightning's advice about its
+    # logging interval on a short epoch means nothing here.
+    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
     built = build(args)
     failed = True
     try:
@@ -301,8 +318,6 @@ def main(argv: list[str] | None = None) -> int:
     watch.install()
     args = build_parser().parse_args(argv)
     keep_freed_memory()
-    # Lightning 2.6 on torch 2.14 warns about its own use of a deprecated torch API on every run.
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     try:
         return run(args, watch, argv)
     except (KeyboardInterrupt, RunInterrupted):

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from mnist_lightning.datasets import get_dataset
 from mnist_lightning.idx import DataError
+from mnist_lightning.pixels import channel_values, scale_pixels
 from mnist_lightning.split import check_validation, split_indices
 
 PIPELINES = ("tensor", "torchvision")
@@ -87,8 +88,8 @@ class TensorLoader:
         self.images, self.labels = images, labels
         self.batch_size = batch_size
         # (C, 1, 1) float32 on the data's device, as torchvision's Normalize broadcasts them.
-        self.mean = None if mean is None else torch.tensor(mean, device=images.device).view(-1, 1, 1)
-        self.std = None if std is None else torch.tensor(std, device=images.device).view(-1, 1, 1)
+        self.mean = None if mean is None else channel_values(mean, images.device)
+        self.std = None if std is None else channel_values(std, images.device)
         # Lightning looks up ``sampler.set_epoch`` and ``batch_sampler`` the way it does on a DataLoader.
         self.sampler = sampler
         self.batch_sampler = None
@@ -99,10 +100,7 @@ class TensorLoader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.sampler.indices().to(self.images.device)
         for batch in order.split(self.batch_size):
-            x = self.images[batch].float().div_(255.0)
-            if self.mean is not None and self.std is not None:
-                x = x.sub_(self.mean).div_(self.std)
-            yield x, self.labels[batch]
+            yield scale_pixels(self.images[batch], self.mean, self.std), self.labels[batch]
 
 
 class ImageArrays(Dataset):
@@ -239,7 +237,7 @@ class ImageDataModule(L.LightningDataModule):
                 train_idx, val_idx = split_indices(n, self.val_ratio, self.seed)
                 self.train_idx, self.val_idx = torch.from_numpy(train_idx), torch.from_numpy(val_idx)
         validates_on_test = self.validation == "test" and stage in ("fit", "validate")
-        if (stage in ("test", None) or validates_on_test) and self._test is None:
+        if (stage in ("test", "predict", None) or validates_on_test) and self._test is None:
             self._test = self._load("test")
 
     def _rank(self) -> tuple[int, int]:
@@ -297,4 +295,8 @@ class ImageDataModule(L.LightningDataModule):
         return self._loader("val")
 
     def test_dataloader(self) -> TensorLoader | DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> TensorLoader | DataLoader:
+        """The test split, in order and with its labels: ``trainer.predict(model, datamodule=dm)`` classifies it."""
         return self._loader("test")

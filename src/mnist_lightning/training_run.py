@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning_chainer import extensions as E
 from mnist_lightning.checks import UsageError, is_out_of_memory, logger_version
 from mnist_lightning.classifier import Classifier
+from mnist_lightning.compiling import compile_in_place
 from mnist_lightning.data import ImageDataModule
 from mnist_lightning.datasets import get_dataset
 from mnist_lightning.resume import SetLearningRate, Snapshot, check_flags, check_weights
@@ -56,10 +57,10 @@ class Run:
 
 
 def build_model(args: argparse.Namespace) -> Classifier:
-    """The Classifier the flags describe, built for the examples and classes of ``--dataset``."""
+    """The Classifier the flags describe, for ``--dataset``'s examples; ``--compile`` compiles its predictor."""
     info = get_dataset(args.dataset)
     try:
-        return Classifier(
+        model = Classifier(
             args.model,
             n_units=args.unit,
             optimizer=args.optimizer,
@@ -72,6 +73,9 @@ def build_model(args: argparse.Namespace) -> Classifier:
             size = f" with {args.unit} units" if args.model == "mlp" else ""
             raise UsageError(f"not enough memory to build the {args.model}{size}: choose a smaller model.") from None
         raise
+    if getattr(args, "compile", False):
+        compile_in_place(model.predictor)
+    return model
 
 
 def claim_folders(args: argparse.Namespace) -> tuple[int | str | None, RunLock | None, list[Path]]:

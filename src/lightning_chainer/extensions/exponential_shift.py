@@ -4,17 +4,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lightning_chainer.extensions.hyperparameter_shift import HyperparameterShift
+from lightning_chainer.extensions.hyperparameter_shift import InitShift, clamp_at_target
 
 if TYPE_CHECKING:
     import torch
 
 
-class ExponentialShift(HyperparameterShift):
-    """Sets ``attr`` to ``init * rate**t`` after the t-th trigger, clamped at ``target`` (Chainer's semantics).
+class ExponentialShift(InitShift):
+    """Sets ``attr`` to ``init * rate**t`` after the t-th trigger, stopped at ``target`` (Chainer's semantics).
 
-    ``init`` defaults to the optimizer's value at the start of training; the step count, last value and
-    ``init`` are saved, so a resumed run continues the schedule. Default trigger is every iteration, as Chainer.
+    ``init`` defaults to the optimizer's value at the start of training. The default trigger is every iteration,
+    as in Chainer.
+
+    Args:
+        attr: a param-group key such as ``'lr'``, or Chainer's ``'alpha'``, ``'beta1'``, ``'beta2'``.
+        rate: the factor of each trigger; at least 0.
+        init: the value before the first trigger; ``None`` reads it from the optimizer.
+        target: where the shift stops; ``None`` for no stop.
+        optimizer: ``None`` (the module's optimizer), an index into ``trainer.optimizers``, or an optimizer.
+        trigger: when the value moves on.
     """
 
     def __init__(
@@ -23,34 +31,15 @@ class ExponentialShift(HyperparameterShift):
         rate: float,
         init: float | None = None,
         target: float | None = None,
-        optimizer_index: int = 0,
+        optimizer: torch.optim.Optimizer | int | None = None,
         trigger: Any = (1, "iteration"),
     ) -> None:
-        super().__init__(attr, optimizer_index, trigger)
+        if rate < 0:
+            raise ValueError(f"ExponentialShift's rate must be at least 0, not {rate}; use a rate in [0, 1) to decay.")
+        super().__init__(attr, init, optimizer, trigger)
         self._rate = rate
-        self._init = init
         self._target = target
-
-    def start(self, optimizer: torch.optim.Optimizer) -> float:
-        if self._init is None:
-            self._init = optimizer.param_groups[0][self._attr]
-        return self._init
 
     def value(self) -> float:
         assert self._init is not None, "initialize() sets init before the first trigger"
-        value = self._init * (self._rate**self._t)
-        if self._target is not None:
-            if self._rate > 1:
-                if value / self._target > 1:
-                    value = self._target
-            elif value / self._target < 1:
-                value = self._target
-        return value
-
-    def extension_state(self) -> dict[str, Any]:
-        return {**super().extension_state(), "init": self._init}
-
-    def load_extension_state(self, state: dict[str, Any]) -> None:
-        super().load_extension_state(state)
-        if state and self._init is None:
-            self._init = state["init"]
+        return clamp_at_target(self._init * (self._rate**self._t), self._target, self._rate > 1)

@@ -12,9 +12,14 @@ from lightning_chainer.extension import Extension
 from lightning_chainer.files import append_file, atomic_write, remove_temp_files, resolve_out
 from lightning_chainer.step import PRIORITY_READER, Step
 from lightning_chainer.summary import Summary
+from lightning_chainer.templates import check_entry_template
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
+
+
+#: What every entry holds besides the means.
+_ENTRY_KEYS = ("epoch", "iteration", "elapsed_time")
 
 
 class LogReport(Extension):
@@ -23,9 +28,21 @@ class LogReport(Extension):
     An entry holds the interval's means (each report weighted 1, as Chainer), then ``epoch`` (completed epochs),
     ``iteration`` and ``elapsed_time`` (seconds, continued across resumes). ``format='json'`` rewrites the whole
     list with ``json.dump(indent=4)`` (Chainer's bytes) atomically; ``format='jsonl'`` appends one line per entry.
-    ``filename`` may use the entry's keys (``'log_{epoch}'``); ``None`` writes no file. A trailing partial
-    interval is dropped, as Chainer. Only rank 0 writes, inside ``out`` (see ``files.py``); a failed write raises
-    ``WriteError`` and leaves the previous file as it was. Means are summed over ranks first.
+    ``filename`` may use the entry's keys (``'log_{epoch}'``). As Chainer, ``filename=None`` means
+    ``log_name``, Chainer's older name of the argument (default ``'log'``), and ``log_name=None`` (with no
+    ``filename``) writes no file. A trailing partial interval is dropped, as Chainer. Only rank 0 writes, inside
+    ``out`` (see ``files.py``); a failed write raises ``WriteError`` and leaves the previous file as it was. Means
+    are summed over ranks first.
+
+    Args:
+        keys: the observation keys to summarise (a list); None: every one.
+        trigger: when to append an entry and write the file.
+        postprocess: ``postprocess(entry)`` may edit each entry before it is kept and written.
+        filename: the file name template, formatted with the entry (``template.format(**entry)``); None: ``log_name``.
+        format: ``'json'`` (Chainer's file) or ``'jsonl'`` (one appended line per entry).
+        out: the folder; None: the logger's run folder, else ``result``.
+        log_name: Chainer's older name of ``filename``, used when ``filename`` is None; None writes no file.
+        call_before_training: also report once at iteration 0.
     """
 
     priority = PRIORITY_READER
@@ -35,18 +52,29 @@ class LogReport(Extension):
         keys: Iterable[str] | None = None,
         trigger: Any = (1, "epoch"),
         postprocess: Callable[[dict[str, Any]], None] | None = None,
-        filename: str | None = "log",
+        filename: str | None = None,
         format: str = "json",
-        out: str | None = None,
+        out: str | os.PathLike[str] | None = None,
         *,
+        log_name: str | None = "log",
         call_before_training: bool = False,
     ) -> None:
         super().__init__(trigger, call_before_training=call_before_training)
         if format not in ("json", "jsonl"):
-            raise ValueError(f"format must be 'json' or 'jsonl', got {format!r}")
+            raise ValueError(f"LogReport(format={format!r}) is not a format: use 'json' or 'jsonl'.")
+        if isinstance(keys, str) or (keys is not None and not all(isinstance(k, str) for k in keys)):
+            raise TypeError(f"LogReport(keys={keys!r}) must be a list of observation keys, e.g. ['main/loss'].")
+        if postprocess is not None and not callable(postprocess):
+            raise TypeError(f"LogReport(postprocess={postprocess!r}) must be a function that edits an entry.")
         self._keys = list(keys) if keys is not None else None
         self._postprocess = postprocess
+        if filename is None:
+            filename = log_name  # Chainer's precedence: filename, else log_name
+        if filename is not None:
+            known = None if self._keys is None or postprocess is not None else {*self._keys, *_ENTRY_KEYS}
+            check_entry_template(filename, "LogReport(filename=...)", known)
         self._filename = filename
+        out = os.fspath(out) if out is not None else None
         self._format = format
         self._out = out
         self.out: str | None = out
@@ -98,7 +126,16 @@ class LogReport(Extension):
         self._log.append(entry)
         self._summary = Summary()
         if self._filename is not None and step.trainer.is_global_zero:
-            self._write(self._filename.format(**entry), entry)
+            self._write(self._name(entry), entry)
+
+    def _name(self, entry: dict[str, Any]) -> str:
+        try:
+            return self._filename.format(**entry)  # type: ignore[union-attr]
+        except KeyError as error:
+            raise ValueError(
+                f"LogReport(filename={self._filename!r}) names {{{error.args[0]}}}, which the entry of iteration "
+                f"{entry['iteration']} does not hold: list it in keys=[...] and report it every interval."
+            ) from None
 
     def _write(self, name: str, entry: dict[str, Any]) -> None:
         path = os.path.join(self.out or "result", name)

@@ -10,6 +10,8 @@ from lightning_chainer.triggers.early_stopping import EarlyStoppingTrigger
 from lightning_chainer.triggers.interval import IntervalTrigger
 from lightning_chainer.triggers.manual_schedule import ManualScheduleTrigger
 from lightning_chainer.triggers.minmax_value import BestValueTrigger, MaxValueTrigger, MinValueTrigger
+from lightning_chainer.triggers.once import OnceTrigger
+from lightning_chainer.triggers.time import TimeTrigger
 
 __all__ = [
     "BestValueTrigger",
@@ -18,6 +20,8 @@ __all__ = [
     "ManualScheduleTrigger",
     "MaxValueTrigger",
     "MinValueTrigger",
+    "OnceTrigger",
+    "TimeTrigger",
     "Trigger",
     "get_trigger",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -52,11 +53,13 @@ class MaxValueTrigger(BestValueTrigger):
     """Fires when the interval mean of ``key`` is the largest so far (e.g. to snapshot the best model)."""
 
     def __init__(self, key: str, trigger: Any = (1, "epoch")) -> None:
-        super().__init__(key, lambda best, new: new > best, trigger)
+        # operator.lt(best, new) is ``new > best``; a module-level function, not a lambda, so that the trigger
+        # pickles (ddp_spawn sends the callbacks to its processes).
+        super().__init__(key, operator.lt, trigger)
 
 
 class MinValueTrigger(BestValueTrigger):
     """Fires when the interval mean of ``key`` is the smallest so far."""
 
     def __init__(self, key: str, trigger: Any = (1, "epoch")) -> None:
-        super().__init__(key, lambda best, new: new < best, trigger)
+        super().__init__(key, operator.gt, trigger)  # new < best

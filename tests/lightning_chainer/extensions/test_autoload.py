@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import FixedModule, callbacks, make_trainer, touch, train_loader, val_loader
+from helpers import FixedModule, callbacks, chainer_trainers, make_trainer, touch, train_loader, val_loader
 
 from lightning_chainer.extensions import SnapshotError, apply_autoload, find_latest_snapshot, list_snapshots, snapshot
 
@@ -113,3 +113,33 @@ def test_autoload_accepts_an_explicit_ckpt_path(tmp_path: Path) -> None:
     latest = find_latest_snapshot(str(tmp_path))
     make_trainer(resumed, max_epochs=2).fit(FixedModule(), train_loader(), val_loader(), ckpt_path=latest)
     assert [e["epoch"] for e in resumed[2].log] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("written", "listed"),
+    [
+        ("snapshot_iter_{.updater.iteration}", "snapshot_iter_{iteration}"),
+        ("snapshot_iter_{iteration}", "snapshot_iter_{.updater.iteration}"),
+        ("snap_{.updater.epoch_detail}", "snap_{epoch_detail}"),
+        ("model_epoch_{epoch}", "model_epoch_{0.updater.epoch}"),
+    ],
+)
+def test_either_spelling_lists_the_files_chainer_names_by_the_other(tmp_path: Path, written: str, listed: str) -> None:
+    """Names as Chainer's ``written.format(trainer)`` makes them (or ours), newest written first, at 8 an epoch."""
+    chainer_form = written if ".updater" in written else listed
+    made = []
+    for i, trainer in chainer_trainers([3, 9, 24, 17], iters_per_epoch=8):
+        trainer.updater.epoch = i // 8
+        made.append(chainer_form.format(trainer))
+        touch(tmp_path / made[-1], 3000.0 - i)  # the newest mtime on the oldest file
+    expected = [made[i] for i in (0, 1, 3, 2)]  # by the number in the name
+    assert names(list_snapshots(str(tmp_path), listed)) == names(list_snapshots(str(tmp_path), written)) == expected
+
+
+def test_autoload_with_chainers_default_template_resumes_from_files_named_by_ours(tmp_path: Path) -> None:
+    make_trainer([snapshot(filename="snapshot_iter_{iteration}", out=str(tmp_path))], max_epochs=2).fit(
+        FixedModule(), train_loader()
+    )
+    trainer = make_trainer([snapshot(out=str(tmp_path), autoload=True)], max_epochs=3)
+    assert trainer.callbacks[0].filename == "snapshot_iter_{.updater.iteration}"
+    assert apply_autoload(trainer) == str(tmp_path / "snapshot_iter_16")

@@ -1,17 +1,23 @@
-"""Snapshots are complete Lightning checkpoints; resuming continues the log, triggers and schedule exactly."""
+"""Snapshots are complete Lightning checkpoints; resuming continues the log, triggers and schedule exactly;
+Chainer's templates name the same files as Chainer, and what snapshot() cannot honour is refused when built."""
 
 from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
-from helpers import FixedModule, callbacks, make_trainer, touch, train_loader, val_loader
+from helpers import FixedModule, callbacks, make_trainer, run_chainer, touch, train_loader, val_loader
 from lightning.pytorch.strategies import SingleDeviceStrategy
 
+from lightning_chainer import Extension
 from lightning_chainer.extensions import (
+    Snapshot,
+    SnapshotObject,
     apply_autoload,
     find_latest_snapshot,
     list_snapshots,
@@ -139,3 +145,103 @@ def test_snapshot_carries_rng_states_that_resume_continues_from() -> None:
     restore_rng_states(torch.load(buffer, weights_only=True))
     assert torch.equal(torch.rand(3), expected[0])
     assert random.random() == expected[1] and np.random.rand() == expected[2]
+
+
+#: Chainer's templates, each with the trigger it runs under: every 3 iterations crosses epochs mid-way.
+CHAINER_TEMPLATES = [
+    ("snapshot_iter_{.updater.iteration}", (3, "iteration")),
+    ("model_epoch_{.updater.epoch}", (1, "epoch")),
+    ("snap_{.updater.epoch_detail}", (3, "iteration")),
+    ("e{0.updater.epoch}_i{0.updater.iteration:05d}", (5, "iteration")),
+]
+
+
+@pytest.mark.parametrize(("template", "trigger"), CHAINER_TEMPLATES)
+def test_chainers_templates_name_the_files_chainer_names(tmp_path: Path, template: str, trigger: tuple) -> None:
+    from mnist_lightning.chainer_compat import import_chainer
+
+    import_chainer()
+    from chainer.training import extensions as E
+
+    module, out = FixedModule(), str(tmp_path / "ours")
+    if "model" in template:
+        make: Any = lambda trainer, model: E.snapshot_object(model, template)  # noqa: E731
+        ours = snapshot_object(module.layer, template, out=out, trigger=trigger)
+    else:
+        make, ours = E.snapshot(filename=template), snapshot(filename=template, out=out, trigger=trigger)
+    run_chainer([(make, {"trigger": trigger})], str(tmp_path / "chainer"))
+    make_trainer([ours], max_epochs=2).fit(module, train_loader())
+    chainer_names = sorted(os.listdir(tmp_path / "chainer"))
+    assert len(chainer_names) >= 2
+    assert sorted(os.listdir(tmp_path / "ours")) == chainer_names
+
+
+REFUSED: list[tuple[Any, str]] = [
+    (lambda: snapshot(filename="snapshot_{}"), "names {}, which a snapshot cannot fill: use {.updater.iteration}"),
+    (lambda: snapshot(filename="snapshot_{0}"), "names {0}, which a snapshot cannot fill"),
+    (lambda: snapshot(filename="snapshot_{.updater.foo}"), "names {.updater.foo}"),
+    (lambda: snapshot(filename="snapshot_{iteration:s}"), "cannot be formatted"),
+    (lambda: snapshot(filename="s_{.updater.epoch}_{0.updater.iteration}"), "cannot switch from automatic field"),
+    (lambda: snapshot(filename="snapshot_{"), "write a literal brace as '{{'"),
+    (lambda: snapshot(filename=lambda trainer: "x"), "must be a template string"),
+    (lambda: snapshot(savefun=torch.save), "savefun=...) is not supported"),
+    (lambda: snapshot("snapshot_{iteration}"), "first argument (snapshot_object's third) is Chainer's savefun"),
+    (lambda: snapshot(writer=object()), "writer=...) is not supported"),
+    (lambda: snapshot(n_retains="2"), "n_retains='2') must be an int"),
+    (lambda: snapshot(autoload="yes"), "autoload='yes') must be True or False"),
+    (lambda: snapshot(condition=True), "condition=True) must be a function"),
+    (lambda: snapshot(retain=2), "unexpected keyword argument 'retain'"),
+    (lambda: snapshot_object(None, "m_{epoch}"), "has nothing to save"),
+    (lambda: snapshot_object(object(), "m_{epoch}"), "must have state_dict() and load_state_dict()"),
+    (lambda: snapshot_object(torch.nn.Linear(1, 1), "m_{epoch}", (1, "epoch")), "is Chainer's savefun"),
+]
+
+
+@pytest.mark.parametrize(("make", "words"), REFUSED)
+def test_what_snapshot_cannot_honour_is_refused_when_built_in_one_sentence(make: Any, words: str) -> None:
+    with pytest.raises((TypeError, ValueError)) as raised:
+        make()
+    message = str(raised.value)
+    assert words in message and "\n" not in message and message.endswith(".")
+
+
+def test_condition_target_and_num_retain_have_chainers_meaning(tmp_path: Path) -> None:
+    answers = iter([False, True])
+    model = FixedModule()
+    with pytest.warns(DeprecationWarning, match="num_retain"):
+        retained = snapshot(filename="r_{.updater.iteration}", out=str(tmp_path), num_retain=1)
+    cbs = [
+        snapshot(out=str(tmp_path), condition=lambda: next(answers)),  # asked only when the trigger fires
+        snapshot(target=model.layer, filename="layer_{.updater.epoch}", out=str(tmp_path)),
+        retained,
+    ]
+    assert isinstance(cbs[1], SnapshotObject) and retained.n_retains == 1
+    make_trainer(cbs, max_epochs=2).fit(model, train_loader())
+    assert sorted(os.listdir(tmp_path)) == ["layer_1", "layer_2", "r_16", "snapshot_iter_16"]
+    assert set(torch.load(tmp_path / "layer_2", weights_only=True)) == {"weight", "bias"}
+
+
+def test_snapshot_object_autoload_loads_the_newest_into_its_target_when_training_starts(tmp_path: Path) -> None:
+    trained = FixedModule()
+    make_trainer([snapshot_object(trained.layer, "layer_{.updater.epoch}", out=str(tmp_path))], max_epochs=2).fit(
+        trained, train_loader()
+    )
+    (tmp_path / "layer_3").write_bytes(b"truncated")  # the newest by its number, but unreadable: passed over
+    seen: dict[str, torch.Tensor] = {}
+
+    class Look(Extension):
+        priority = -200  # initialized after the snapshots
+
+        def initialize(self, trainer, pl_module) -> None:
+            seen.update({k: v.clone() for k, v in pl_module.layer.state_dict().items()})
+
+    fresh = FixedModule()
+    torch.nn.init.constant_(fresh.layer.weight, 7.0)
+    objects = snapshot_object(fresh.layer, "layer_{epoch}", out=str(tmp_path), autoload=True)
+    trainer = make_trainer([objects, Look()], max_epochs=1)
+    assert apply_autoload(trainer) is None  # a state_dict does not resume the run
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(fresh, train_loader())
+    assert torch.equal(seen["weight"], trained.layer.weight.detach())
+    assert isinstance(objects, Snapshot)

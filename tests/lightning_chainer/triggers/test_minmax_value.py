@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 from helpers import FixedModule, make_trainer, train_loader
@@ -40,3 +41,11 @@ def test_best_value_and_manual_schedule_triggers(tmp_path: Path) -> None:
             expected.append(e["iteration"])
     assert best_acc.at == expected
     assert manual.at == [4, 16] and manual.trigger.finished
+
+
+def test_the_value_triggers_pickle_as_ddp_spawn_sends_them() -> None:
+    """compare(best, new): a larger new value beats the best of a MaxValueTrigger, a smaller one a MinValueTrigger."""
+    highest = pickle.loads(pickle.dumps(MaxValueTrigger("validation/main/accuracy")))
+    lowest = pickle.loads(pickle.dumps(MinValueTrigger("validation/main/loss")))
+    assert (highest._compare(0.5, 0.6), highest._compare(0.6, 0.5), highest._compare(0.5, 0.5)) == (True, False, False)
+    assert (lowest._compare(0.6, 0.5), lowest._compare(0.5, 0.6), lowest._compare(0.5, 0.5)) == (True, False, False)
