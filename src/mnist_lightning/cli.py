@@ -31,6 +31,7 @@ from mnist_lightning.checks import (
     check_new_file,
     check_out,
     display,
+    escape_undecodable_output,
     is_out_of_memory,
     limit,
     parse_devices,
@@ -309,9 +310,7 @@ ERRORS = (UsageError, DataError, WeightsError, E.NonNumberError, ResumeError, Fo
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``scripts/train.py``: returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
-    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 prints as escapes, never a traceback
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="backslashreplace")
+    escape_undecodable_output()
     # Past ``ulimit -f`` a write should fail with EFBIG (and name its file), not kill the process.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     watch = InterruptWatch()

@@ -18,16 +18,16 @@ import argparse
 import json
 import os
 import sys
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from lightning_chainer import quiet_console
 from lightning_chainer.files import WriteError, atomic_write
 from mnist_lightning.arguments import OneLineParser, positive_int
-from mnist_lightning.checks import UsageError, check_new_file, display
+from mnist_lightning.checks import UsageError, check_new_file, display, escape_undecodable_output
 from mnist_lightning.datasets import get_dataset
 from mnist_lightning.export_formats import (
     EXPORTERS,
@@ -212,11 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         argv: the arguments after the program's name (default: ``sys.argv[1:]``).
     """
     argv = sys.argv[1:] if argv is None else argv
-    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 prints as escapes, never a traceback
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="backslashreplace")
+    escape_undecodable_output()
     args = build_parser().parse_args(argv)
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    quiet_console()
     try:
         return run(args)
     except ERRORS as error:

@@ -12,7 +12,6 @@ Exit status: 0; 1 when files of a folder were skipped (each named on one line of
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import warnings
@@ -20,9 +19,17 @@ import warnings
 import lightning as L
 import torch
 
+from lightning_chainer import quiet_console
 from lightning_chainer.files import WriteError
 from mnist_lightning.arguments import OneLineParser, positive_int
-from mnist_lightning.checks import UsageError, check_accelerator, check_new_file, display, is_out_of_memory
+from mnist_lightning.checks import (
+    UsageError,
+    check_accelerator,
+    check_new_file,
+    display,
+    escape_undecodable_output,
+    is_out_of_memory,
+)
 from mnist_lightning.data import EpochShuffle, ImageDataModule, TensorLoader
 from mnist_lightning.idx import DataError
 from mnist_lightning.images import ImageError
@@ -237,13 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         argv: the arguments after the program's name (default: ``sys.argv[1:]``).
     """
     argv = sys.argv[1:] if argv is None else argv
-    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 prints as escapes, never a traceback
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="backslashreplace")
+    escape_undecodable_output()
     args = build_parser().parse_args(argv)
-    # Lightning's start-up lines (GPU available..., tips) are not predictions.
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    quiet_console()  # Lightning's start-up lines (GPU available..., tips) are not predictions
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
     try:
         return run(args)
