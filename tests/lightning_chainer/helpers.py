@@ -19,7 +19,9 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.callbacks import ProgressBar
+from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_chainer import Step
@@ -75,6 +77,18 @@ class FixedModule(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=self.lr)
+
+
+class MLP(nn.Module):
+    """A 5-4-3 ReLU MLP whose layers ``l1``, ``l2`` match a Chainer chain's links (the statistics tests)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1 = nn.Linear(5, 4)
+        self.l2 = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.l2(F.relu(self.l1(x)))
 
 
 def train_loader() -> DataLoader:

@@ -6,6 +6,7 @@ Imported by name (``from manager_helpers import ...``), as ``helpers``.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import lightning as L
 import numpy as np
 import torch
 from helpers import BATCH, N_TRAIN, train_values
+from lightning.pytorch.profilers import Profiler
 
 
 def chainer_trainer(chainer: Any, stop_trigger: Any, out: Path) -> Any:
@@ -50,3 +52,17 @@ class Plain(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class HookCounter(Profiler):
+    """Counts what Lightning profiles: one ``[Callback]{state_key}.{hook}`` action per hook call on a callback."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: Counter[str] = Counter()
+
+    def start(self, action_name: str) -> None:
+        self.calls[action_name] += 1
+
+    def stop(self, action_name: str) -> None:
+        pass

@@ -6,14 +6,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections import Counter
 from pathlib import Path
 
 import pytest
 from helpers import FixedModule, make_trainer, train_loader, val_loader
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.profilers import Profiler
-from manager_helpers import Plain, chainer_trainer
+from manager_helpers import HookCounter, Plain, chainer_trainer
 
 from lightning_chainer import ExtensionsManager, make_extension
 from lightning_chainer.extensions import Evaluator, LogReport, PrintReport
@@ -25,20 +23,6 @@ from mnist_lightning.chainer_compat import import_chainer
 def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An ExtensionsManager writes into ``result`` of the working directory, as Chainer: the test's own folder."""
     monkeypatch.chdir(tmp_path)
-
-
-class HookCounter(Profiler):
-    """Counts what Lightning profiles: one ``[Callback]{state_key}.{hook}`` action per hook call on a callback."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: Counter[str] = Counter()
-
-    def start(self, action_name: str) -> None:
-        self.calls[action_name] += 1
-
-    def stop(self, action_name: str) -> None:
-        pass
 
 
 PER_BATCH_HOOKS = (

@@ -17,8 +17,7 @@ import pytest
 import torch
 from helpers import BATCH, N_TRAIN, FixedModule, make_trainer, train_loader, val_loader
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
-from lightning.pytorch.profilers import Profiler
-from manager_helpers import Plain, chainer_trainer
+from manager_helpers import HookCounter, Plain, chainer_trainer
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_chainer import Extension, ExtensionsManager, make_extension
@@ -205,20 +204,6 @@ def test_a_snapshot_under_the_manager_resumes_exactly_by_ckpt_path_and_by_autolo
     assert state["stop_trigger"] == {"previous_iteration": 8, "previous_epoch_detail": 1.0}
 
 
-class Counting(Profiler):
-    """Counts Lightning's ``[Callback]{state_key}.{hook}`` actions: one per hook call on a callback."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: Counter[str] = Counter()
-
-    def start(self, action_name: str) -> None:
-        self.calls[action_name] += 1
-
-    def stop(self, action_name: str) -> None:
-        pass
-
-
 HOOKS = ("on_before_backward", "on_train_epoch_start", "on_validation_epoch_end", "on_fit_end", "teardown")
 
 
@@ -236,8 +221,8 @@ def counting(base: type) -> type:
 
 
 def test_lightning_calls_the_manager_once_and_it_passes_on_each_hook_an_extension_implements(tmp_path: Path) -> None:
-    def run(ckpt_path: Path | None, epochs: int) -> tuple[Any, Any, Counting, L.Trainer]:
-        extension, callback, profiler = counting(Extension)(), counting(Callback)(), Counting()
+    def run(ckpt_path: Path | None, epochs: int) -> tuple[Any, Any, HookCounter, L.Trainer]:
+        extension, callback, profiler = counting(Extension)(), counting(Callback)(), HookCounter()
         extension.calls, callback.calls = Counter(), Counter()
         manager = ExtensionsManager((epochs, "epoch"), out=str(tmp_path))
         manager.extend(extension)
@@ -264,7 +249,7 @@ def test_a_hook_an_extension_switches_off_is_no_longer_called(tmp_path: Path) ->
             self.seen = getattr(self, "seen", 0) + 1
             self.on_before_backward = None  # type: ignore[assignment]
 
-    once, profiler = Once(), Counting()
+    once, profiler = Once(), HookCounter()
     manager = ExtensionsManager((1, "epoch"))
     manager.extend(once)
     make_trainer([manager], max_epochs=None, profiler=profiler).fit(FixedModule(), train_loader())

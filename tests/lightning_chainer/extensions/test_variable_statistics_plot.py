@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import chainer_trainers, make_trainer
+from helpers import MLP, chainer_trainers, make_trainer
 from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -28,16 +28,6 @@ from lightning_chainer.extensions import VariableStatisticsPlot
 
 ITERS_PER_EPOCH = 3
 SEED = 3
-
-
-class MLP(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.l1 = nn.Linear(5, 4)
-        self.l2 = nn.Linear(4, 3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.l2(F.relu(self.l1(x)))
 
 
 def chainer_mlp() -> Any:
